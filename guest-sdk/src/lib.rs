@@ -1,0 +1,92 @@
+//! Write burst work functions in Rust.
+//!
+//! A work function takes a deserialized input and a [`Context`], and returns
+//! a serializable output; [`export_work!`] turns it into the `work` export of
+//! the `burst:bcm/worker` world. Inputs and outputs cross the boundary as
+//! JSON. Build the crate as a `cdylib` for `wasm32-wasip2`:
+//!
+//! ```ignore
+//! use burst_guest_sdk::{Context, Error, export_work};
+//!
+//! fn work(greeting: String, ctx: &Context) -> Result<String, Error> {
+//!     let sum: u64 = ctx.all_reduce(&[u64::from(ctx.worker_id())], burst_guest_sdk::ReduceOp::Sum)?[0];
+//!     Ok(format!("{greeting} from {} of {} (ids sum to {sum})", ctx.worker_id(), ctx.burst_size()))
+//! }
+//!
+//! export_work!(work);
+//! ```
+//!
+//! Every collective must be called by every worker of the flare, in the same
+//! order. Messages are raw bytes (`*_bytes` methods) or any serde type,
+//! encoded compactly with postcard.
+
+extern crate self as burst_guest_sdk;
+
+mod context;
+mod element;
+mod error;
+mod tree;
+
+pub use context::Context;
+pub use element::Element;
+pub use error::{CommError, Error};
+pub use wit::burst::bcm::types::{Dtype, PackRange, ReduceOp};
+
+/// Tags at or above this value are reserved for the SDK's own messages.
+pub const RESERVED_TAGS: u32 = 0xFFFF_0000;
+
+#[doc(hidden)]
+#[allow(missing_docs, clippy::all, unsafe_code)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "worker",
+        pub_export_macro: true,
+        export_macro_name: "__export_worker",
+        default_bindings_module: "::burst_guest_sdk::wit",
+        runtime_path: "::burst_guest_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use crate::Context;
+
+    /// Decodes the JSON input, runs `work`, encodes its output as JSON.
+    pub fn run<I, O, E, F>(input: &[u8], work: F) -> Result<Vec<u8>, String>
+    where
+        I: DeserializeOwned,
+        O: Serialize,
+        E: std::fmt::Display,
+        F: FnOnce(I, &Context) -> Result<O, E>,
+    {
+        let input: I = serde_json::from_slice(input).map_err(|e| format!("invalid input: {e}"))?;
+        let output = work(input, &Context::new()).map_err(|e| e.to_string())?;
+        serde_json::to_vec(&output).map_err(|e| format!("could not encode the output as JSON: {e}"))
+    }
+}
+
+/// Exports `$work` as the work function of this component.
+///
+/// `$work` has the shape `fn(In, &Context) -> Result<Out, E>` where `In:
+/// DeserializeOwned`, `Out: Serialize` and `E: Display`. A JSON input that
+/// does not decode as `In` fails the worker with a guest error naming it.
+#[macro_export]
+macro_rules! export_work {
+    ($work:path) => {
+        struct __BurstWork;
+
+        impl $crate::wit::Guest for __BurstWork {
+            fn work(input: ::std::vec::Vec<u8>) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                $crate::__private::run(&input, $work)
+            }
+        }
+
+        $crate::wit::__export_worker!(__BurstWork);
+    };
+}

@@ -1,0 +1,58 @@
+//! The path between packs.
+//!
+//! A [`Backend`] is one pack's endpoint on the medium that connects the packs
+//! of a flare (an in-process broker, Redis, RabbitMQ). It moves opaque
+//! payloads addressed by [`Envelope`]s; matching, collectives and locality
+//! are done above it, by the pack. Failure contract: any error is final for
+//! the flare — the pack fails the flare with a `backend` failure and every
+//! blocked worker is released.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use super::Envelope;
+use crate::Failure;
+
+/// A boxed future, so that backends can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that arrived for this pack.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message for a worker (or the leader) of this pack.
+    Message(Envelope, Bytes),
+    /// Another pack failed the flare.
+    Abort(Failure),
+}
+
+/// Why the backend failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The medium is gone (broker closed, connection lost).
+    #[error("the backend closed")]
+    Closed,
+    /// The medium reported an error.
+    #[error("{0}")]
+    Io(String),
+    /// Something arrived that breaks the wire protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// One pack's endpoint on the path between packs.
+pub trait Backend: Send + Sync + 'static {
+    /// Sends a message to pack `to_pack`.
+    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// Publishes a message that every *other* pack receives exactly once.
+    fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// Waits for the next message or abort addressed to this pack.
+    /// Called by one task per pack only.
+    fn receive(&self) -> BoxFuture<'_, Result<Inbound, BackendError>>;
+
+    /// Tells every other pack that the flare failed.
+    fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>>;
+}

@@ -1,0 +1,32 @@
+//! The communication middleware: matching, collectives and the two data paths.
+//!
+//! Every worker has a [`WorkerComm`]; the workers of one pack in this process
+//! share a [`PackComm`]. A message is addressed by an [`Envelope`] (kind,
+//! tag, sequence number, source, destination) that is unique within a flare,
+//! so matching is a map lookup and a collective can never consume a
+//! point-to-point message or the reverse. Messages to a worker of the same
+//! pack go straight into the pack's [`Mailbox`]; messages to another pack go
+//! through the pack's [`Backend`], whose receiving side feeds the destination
+//! pack's mailbox.
+//!
+//! Pure logic (envelopes, matching, numeric reduction kernels, the routing
+//! plan) lives in modules that do no I/O and are unit-tested on their own.
+
+mod backend;
+mod envelope;
+mod error;
+mod mailbox;
+mod memory;
+mod pack;
+pub mod plan;
+mod reduce;
+mod worker;
+
+pub use backend::{Backend, BackendError, BoxFuture, Inbound};
+pub use envelope::{EVERY_PACK, Envelope, Kind};
+pub use error::CommError;
+pub use mailbox::{Delivered, Mailbox, Take};
+pub use memory::MemoryBroker;
+pub use pack::PackComm;
+pub use reduce::{ReduceError, fold};
+pub use worker::WorkerComm;

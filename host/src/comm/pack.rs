@@ -1,0 +1,312 @@
+//! State shared by the workers of one pack in this process.
+//!
+//! A `PackComm` owns the pack's [`Mailbox`], its endpoint on the remote
+//! [`Backend`] (read by one pump task that feeds the mailbox), the
+//! *rounds* of collectives in progress (where local workers meet so that the
+//! pack crosses to other packs once, not once per worker), the byte counters,
+//! and the flare's failure state: the first failure cancels every wait of the
+//! pack and is told to the other packs through the backend.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::{Backend, BackendError, CommError, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take};
+use crate::{ByteCounts, Failure, FailureKind, PackLayout, PackRange};
+
+/// What every local worker of a collective round gets: the pack-level result.
+pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
+
+struct Round {
+    inputs: Vec<Option<Bytes>>,
+    arrived: usize,
+    waiters: Vec<oneshot::Sender<RoundOutput>>,
+}
+
+/// The communication state of one pack of a flare.
+pub struct PackComm {
+    flare_id: Arc<str>,
+    layout: Arc<PackLayout>,
+    pack_id: u32,
+    deadline: Instant,
+    backend: Arc<dyn Backend>,
+    mailbox: Mutex<Mailbox>,
+    rounds: Mutex<HashMap<(Kind, u64), Round>>,
+    cancel: CancellationToken,
+    failure: OnceLock<Failure>,
+    local_bytes: AtomicU64,
+    remote_bytes: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps are left consistent at every await-free step, so a
+    // panic elsewhere while holding the lock does not invalidate them.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl PackComm {
+    /// The pack `pack_id` of `layout`, talking to other packs through `backend`.
+    pub fn new(
+        flare_id: Arc<str>,
+        layout: Arc<PackLayout>,
+        pack_id: u32,
+        backend: Arc<dyn Backend>,
+        deadline: Instant,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            flare_id,
+            layout,
+            pack_id,
+            deadline,
+            backend,
+            mailbox: Mutex::default(),
+            rounds: Mutex::default(),
+            cancel: CancellationToken::new(),
+            failure: OnceLock::new(),
+            local_bytes: AtomicU64::new(0),
+            remote_bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// The flare's id.
+    pub fn flare_id(&self) -> &str {
+        &self.flare_id
+    }
+
+    /// The flare's pack layout.
+    pub fn layout(&self) -> &PackLayout {
+        &self.layout
+    }
+
+    /// This pack's id.
+    pub fn pack_id(&self) -> u32 {
+        self.pack_id
+    }
+
+    /// This pack's workers.
+    pub fn range(&self) -> PackRange {
+        self.layout.pack(self.pack_id)
+    }
+
+    /// The flare's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Payload bytes this pack moved so far.
+    pub fn bytes(&self) -> ByteCounts {
+        ByteCounts {
+            local: self.local_bytes.load(Ordering::Relaxed),
+            remote: self.remote_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The first failure of the flare seen by this pack.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.get()
+    }
+
+    /// Resolves once the flare has failed.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Records a failure that happened in this pack, releases every wait of
+    /// the pack, and tells the other packs.
+    pub fn fail(&self, failure: Failure) {
+        if self.record(failure.clone()) && self.layout.pack_count() > 1 {
+            let backend = Arc::clone(&self.backend);
+            let flare_id = Arc::clone(&self.flare_id);
+            tokio::spawn(async move {
+                if let Err(error) = backend.abort(failure).await {
+                    tracing::warn!(flare_id = %flare_id, %error, "could not tell the other packs that the flare failed");
+                }
+            });
+        }
+    }
+
+    fn record(&self, failure: Failure) -> bool {
+        let first = self.failure.set(failure).is_ok();
+        self.cancel.cancel();
+        first
+    }
+
+    /// The error a wait returns once the flare has failed.
+    pub fn cancellation_error(&self) -> CommError {
+        let Some(failure) = self.failure.get() else { return CommError::Cancelled };
+        match (failure.kind, failure.worker_id) {
+            (FailureKind::Deadline, _) => CommError::Timeout,
+            (FailureKind::Backend, _) => CommError::Backend(failure.message.clone()),
+            (FailureKind::Protocol, _) => CommError::Protocol(failure.message.clone()),
+            (_, Some(worker_id)) => CommError::PeerFailed(worker_id),
+            (_, None) => CommError::Cancelled,
+        }
+    }
+
+    /// Waits for `future` unless the flare fails or its deadline passes first.
+    pub(crate) async fn wait<T>(
+        &self,
+        future: impl Future<Output = Result<T, oneshot::error::RecvError>>,
+    ) -> Result<T, CommError> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(self.cancellation_error()),
+            received = future => received.map_err(|_| self.cancellation_error()),
+            () = sleep_until(self.deadline) => {
+                self.fail(Failure::new(None, FailureKind::Deadline, "the flare's deadline passed while workers were waiting"));
+                Err(CommError::Timeout)
+            }
+        }
+    }
+
+    /// Adds `bytes` to the local byte count.
+    pub(crate) fn count_local(&self, bytes: u64) {
+        self.local_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Delivers a message to the worker (or pack leader) `envelope.dest`:
+    /// through memory when it is in this pack, through the backend otherwise.
+    pub(crate) async fn route(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
+        let to_pack = self.layout.pack_of(envelope.dest);
+        if to_pack == self.pack_id {
+            self.count_local(payload.len() as u64);
+            lock(&self.mailbox).deliver(envelope, payload);
+            return Ok(());
+        }
+        let sent = self.backend.send(to_pack, envelope, payload).await;
+        sent.map_err(|error| self.backend_failed(&error))
+    }
+
+    /// Publishes a pack-level message that every other pack reads once.
+    pub(crate) async fn publish(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
+        debug_assert_eq!(envelope.dest, EVERY_PACK);
+        if self.layout.pack_count() == 1 {
+            return Ok(());
+        }
+        let published = self.backend.publish(envelope, payload).await;
+        published.map_err(|error| self.backend_failed(&error))
+    }
+
+    /// Takes the message addressed by `envelope`, waiting for it if needed.
+    pub(crate) async fn take(&self, envelope: Envelope) -> Result<Bytes, CommError> {
+        let take = lock(&self.mailbox).take(envelope);
+        match take {
+            Take::Ready(payload) => Ok(payload),
+            Take::Pending(receiver) => self.wait(receiver).await,
+        }
+    }
+
+    /// Runs one collective round of this pack: every local worker brings its
+    /// input; the last to arrive runs `drive` on all inputs (indexed by local
+    /// position) and every worker gets its output.
+    pub(crate) async fn round<F, Fut>(
+        &self,
+        kind: Kind,
+        seq: u64,
+        local_index: usize,
+        input: Option<Bytes>,
+        drive: F,
+    ) -> RoundOutput
+    where
+        F: FnOnce(Vec<Option<Bytes>>) -> Fut,
+        Fut: Future<Output = RoundOutput>,
+    {
+        enum Joined {
+            Drive(Vec<Option<Bytes>>, Vec<oneshot::Sender<RoundOutput>>),
+            Wait(oneshot::Receiver<RoundOutput>),
+        }
+        let joined = {
+            let size = self.range().count as usize;
+            let mut rounds = lock(&self.rounds);
+            let round = rounds
+                .entry((kind, seq))
+                .or_insert_with(|| Round { inputs: vec![None; size], arrived: 0, waiters: Vec::new() });
+            round.inputs[local_index] = input;
+            round.arrived += 1;
+            if round.arrived < size {
+                let (sender, receiver) = oneshot::channel();
+                round.waiters.push(sender);
+                Joined::Wait(receiver)
+            } else {
+                let round = rounds.remove(&(kind, seq)).ok_or(CommError::Cancelled)?;
+                Joined::Drive(round.inputs, round.waiters)
+            }
+        };
+        let (inputs, waiters) = match joined {
+            Joined::Wait(receiver) => return self.wait(receiver).await?,
+            Joined::Drive(inputs, waiters) => (inputs, waiters),
+        };
+        let output = drive(inputs).await;
+        for waiter in waiters {
+            // A waiter whose worker was stopped no longer needs the result.
+            let _ = waiter.send(output.clone());
+        }
+        output
+    }
+
+    /// Starts the task that moves what the backend receives into the mailbox.
+    /// It ends when the flare fails or when the returned handle is aborted.
+    pub fn spawn_pump(self: &Arc<Self>) -> JoinHandle<()> {
+        let pack = Arc::clone(self);
+        tokio::spawn(async move { pack.pump().await })
+    }
+
+    async fn pump(&self) {
+        loop {
+            let inbound = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                inbound = self.backend.receive() => inbound,
+            };
+            match inbound {
+                Ok(Inbound::Message(envelope, payload)) => {
+                    if let Err(reason) = self.check_inbound(&envelope) {
+                        self.fail(Failure::new(None, FailureKind::Protocol, reason));
+                        return;
+                    }
+                    self.remote_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    lock(&self.mailbox).deliver(envelope, payload);
+                }
+                Ok(Inbound::Abort(failure)) => {
+                    self.record(failure);
+                    return;
+                }
+                Err(error) => {
+                    self.backend_failed(&error);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An envelope from another pack must come from a worker of the flare
+    /// and be addressed to this pack; anything else is a protocol violation.
+    fn check_inbound(&self, envelope: &Envelope) -> Result<(), String> {
+        let burst_size = self.layout.burst_size();
+        if envelope.source >= burst_size {
+            return Err(format!("message from worker {} of a burst of {burst_size}", envelope.source));
+        }
+        let ours = envelope.dest == EVERY_PACK
+            || (envelope.dest < burst_size && self.layout.pack_of(envelope.dest) == self.pack_id);
+        if !ours {
+            return Err(format!("message for worker {} reached pack {}", envelope.dest, self.pack_id));
+        }
+        Ok(())
+    }
+
+    fn backend_failed(&self, error: &BackendError) -> CommError {
+        let (kind, comm_error) = match error {
+            BackendError::Protocol(reason) => (FailureKind::Protocol, CommError::Protocol(reason.clone())),
+            other => (FailureKind::Backend, CommError::Backend(other.to_string())),
+        };
+        tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "backend failed");
+        self.fail(Failure::new(None, kind, error.to_string()));
+        comm_error
+    }
+}

@@ -1,0 +1,157 @@
+//! Element-wise numeric reduction of little-endian arrays.
+//!
+//! `fold` combines the parts in the order given, so callers that fold in
+//! worker-id order get the same floating-point result on every run and in
+//! every layout. Lengths come from guests: they are checked, never trusted.
+
+use bytes::Bytes;
+
+use crate::{Dtype, ReduceOp};
+
+/// Why parts cannot be reduced.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReduceError {
+    /// A part is not a whole number of elements.
+    #[error("{len} bytes is not a whole number of {size}-byte elements")]
+    Ragged {
+        /// Length of the part.
+        len: usize,
+        /// Element size.
+        size: usize,
+    },
+    /// Two parts have different lengths.
+    #[error("reduce inputs have different lengths: {expected} and {found} bytes")]
+    LengthMismatch {
+        /// Length of the first part.
+        expected: usize,
+        /// Length of the part that differs.
+        found: usize,
+    },
+}
+
+macro_rules! combine_as {
+    ($t:ty, $acc:expr, $other:expr, $op:expr, $add:expr, $mul:expr, $min:expr, $max:expr) => {{
+        const SIZE: usize = std::mem::size_of::<$t>();
+        let f: fn($t, $t) -> $t = match $op {
+            ReduceOp::Sum => $add,
+            ReduceOp::Prod => $mul,
+            ReduceOp::Min => $min,
+            ReduceOp::Max => $max,
+        };
+        for (a, b) in $acc.chunks_exact_mut(SIZE).zip($other.chunks_exact(SIZE)) {
+            let x = <$t>::from_le_bytes(a.try_into().expect("chunks have SIZE bytes"));
+            let y = <$t>::from_le_bytes(b.try_into().expect("chunks have SIZE bytes"));
+            a.copy_from_slice(&f(x, y).to_le_bytes());
+        }
+    }};
+}
+
+macro_rules! combine_int {
+    ($t:ty, $acc:expr, $other:expr, $op:expr) => {
+        combine_as!($t, $acc, $other, $op, <$t>::wrapping_add, <$t>::wrapping_mul, <$t>::min, <$t>::max)
+    };
+}
+
+macro_rules! combine_float {
+    ($t:ty, $acc:expr, $other:expr, $op:expr) => {
+        combine_as!($t, $acc, $other, $op, |x, y| x + y, |x, y| x * y, <$t>::min, <$t>::max)
+    };
+}
+
+fn combine_into(ty: Dtype, op: ReduceOp, acc: &mut [u8], other: &[u8]) {
+    match ty {
+        Dtype::U8 => combine_int!(u8, acc, other, op),
+        Dtype::I32 => combine_int!(i32, acc, other, op),
+        Dtype::U32 => combine_int!(u32, acc, other, op),
+        Dtype::I64 => combine_int!(i64, acc, other, op),
+        Dtype::U64 => combine_int!(u64, acc, other, op),
+        Dtype::F32 => combine_float!(f32, acc, other, op),
+        Dtype::F64 => combine_float!(f64, acc, other, op),
+    }
+}
+
+/// Checks that `len` bytes hold whole elements of `ty`.
+///
+/// # Errors
+/// [`ReduceError::Ragged`] otherwise.
+pub fn check_elements(ty: Dtype, len: usize) -> Result<(), ReduceError> {
+    let size = ty.size();
+    if len % size == 0 { Ok(()) } else { Err(ReduceError::Ragged { len, size }) }
+}
+
+/// Combines `parts` element-wise with `op`, in iteration order.
+///
+/// One part is returned as is (no copy); more parts cost one copy of the
+/// first part plus one pass per further part.
+///
+/// # Errors
+/// [`ReduceError`] when a part is ragged or the lengths differ.
+pub fn fold<'a>(ty: Dtype, op: ReduceOp, parts: impl IntoIterator<Item = &'a Bytes>) -> Result<Bytes, ReduceError> {
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else { return Ok(Bytes::new()) };
+    check_elements(ty, first.len())?;
+    let mut acc: Option<Vec<u8>> = None;
+    for part in parts {
+        if part.len() != first.len() {
+            return Err(ReduceError::LengthMismatch { expected: first.len(), found: part.len() });
+        }
+        let acc = acc.get_or_insert_with(|| first.to_vec());
+        combine_into(ty, op, acc, part);
+    }
+    Ok(acc.map_or_else(|| first.clone(), Bytes::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le<T: Copy, const N: usize>(values: &[T], to: fn(T) -> [u8; N]) -> Bytes {
+        Bytes::from(values.iter().flat_map(|&v| to(v)).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn every_type_and_op_combines_element_wise() {
+        let a = le(&[1i64, -5, 7], i64::to_le_bytes);
+        let b = le(&[10i64, 3, -2], i64::to_le_bytes);
+        let c = le(&[2i64, 2, 2], i64::to_le_bytes);
+        let cases = [
+            (ReduceOp::Sum, [13i64, 0, 7]),
+            (ReduceOp::Prod, [20, -30, -28]),
+            (ReduceOp::Min, [1, -5, -2]),
+            (ReduceOp::Max, [10, 3, 7]),
+        ];
+        for (op, expected) in cases {
+            let out = fold(Dtype::I64, op, [&a, &b, &c]).expect("same lengths");
+            assert_eq!(out, le(&expected, i64::to_le_bytes), "{op:?}");
+        }
+        let x = le(&[1.5f64, -2.0], f64::to_le_bytes);
+        let y = le(&[0.25f64, 8.0], f64::to_le_bytes);
+        assert_eq!(fold(Dtype::F64, ReduceOp::Sum, [&x, &y]).expect("ok"), le(&[1.75f64, 6.0], f64::to_le_bytes));
+        let u = Bytes::from_static(&[250, 3]);
+        let v = Bytes::from_static(&[10, 4]);
+        assert_eq!(&fold(Dtype::U8, ReduceOp::Sum, [&u, &v]).expect("ok")[..], &[4, 7], "u8 sum wraps");
+        let p = le(&[3.0f32], f32::to_le_bytes);
+        let q = le(&[-1.0f32], f32::to_le_bytes);
+        assert_eq!(fold(Dtype::F32, ReduceOp::Min, [&p, &q]).expect("ok"), q);
+        let m = le(&[u32::MAX, 4], u32::to_le_bytes);
+        let n = le(&[2u32, 5], u32::to_le_bytes);
+        assert_eq!(fold(Dtype::U32, ReduceOp::Max, [&m, &n]).expect("ok"), le(&[u32::MAX, 5], u32::to_le_bytes));
+        let i = le(&[i32::MIN, 9], i32::to_le_bytes);
+        assert_eq!(fold(Dtype::I32, ReduceOp::Sum, [&i, &i]).expect("ok"), le(&[0i32, 18], i32::to_le_bytes));
+        let big = le(&[u64::MAX], u64::to_le_bytes);
+        assert_eq!(fold(Dtype::U64, ReduceOp::Prod, [&big, &big]).expect("ok"), le(&[1u64], u64::to_le_bytes));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let five = Bytes::from_static(&[0; 5]);
+        let eight = Bytes::from_static(&[0; 8]);
+        let sixteen = Bytes::from_static(&[0; 16]);
+        assert_eq!(fold(Dtype::F64, ReduceOp::Sum, [&five]), Err(ReduceError::Ragged { len: 5, size: 8 }));
+        assert_eq!(
+            fold(Dtype::F64, ReduceOp::Sum, [&eight, &sixteen]),
+            Err(ReduceError::LengthMismatch { expected: 8, found: 16 })
+        );
+        assert_eq!(fold(Dtype::U8, ReduceOp::Sum, []), Ok(Bytes::new()));
+    }
+}

@@ -1,0 +1,352 @@
+//! The communication calls of one worker: the host side of `burst:bcm/comm`.
+//!
+//! Each call validates its arguments first (misuse is a [`CommError`] and
+//! consumes no sequence number, so a guest may correct itself), then takes
+//! the next sequence number of its kind and runs the collective's locality
+//! plan:
+//!
+//! - `scatter`, `gather`, `all-to-all`: every part goes straight to its
+//!   destination; only parts for other packs cross the backend.
+//! - `broadcast`: the root's pack publishes once; every other pack reads it
+//!   once and shares the buffer among its workers.
+//! - `all-gather`: each pack publishes its workers' parts once.
+//! - `reduce`, `all-reduce`, `barrier`: each pack combines its workers'
+//!   inputs first (in worker-id order); pack partials cross the backend, to
+//!   the root's pack, or to pack 0 which publishes the result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::reduce::check_elements;
+use super::{CommError, EVERY_PACK, Envelope, Kind, PackComm, fold};
+use crate::bindings::{BurstInfo, WitPackRange};
+use crate::{Dtype, ReduceOp};
+
+#[derive(Default)]
+struct Counters {
+    sent: HashMap<(u32, u32), u64>,
+    received: HashMap<(u32, u32), u64>,
+    collective: [u64; Kind::COUNT],
+}
+
+fn next(counter: &mut u64) -> u64 {
+    let seq = *counter;
+    *counter += 1;
+    seq
+}
+
+/// One worker's end of the communication middleware.
+pub struct WorkerComm {
+    pack: Arc<PackComm>,
+    worker_id: u32,
+    local_index: usize,
+    counters: Mutex<Counters>,
+}
+
+impl WorkerComm {
+    /// The comm of worker `worker_id`, which must belong to `pack`.
+    pub fn new(pack: Arc<PackComm>, worker_id: u32) -> Self {
+        let range = pack.range();
+        debug_assert!(range.workers().contains(&worker_id));
+        let local_index = (worker_id - range.first) as usize;
+        Self { pack, worker_id, local_index, counters: Mutex::default() }
+    }
+
+    /// The pack this worker belongs to.
+    pub fn pack(&self) -> &Arc<PackComm> {
+        &self.pack
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> u32 {
+        self.worker_id
+    }
+
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_collective(&self, kind: Kind) -> u64 {
+        next(&mut self.counters().collective[kind.index()])
+    }
+
+    fn burst_size(&self) -> u32 {
+        self.pack.layout().burst_size()
+    }
+
+    fn check_worker(&self, worker_id: u32) -> Result<(), CommError> {
+        if worker_id < self.burst_size() { Ok(()) } else { Err(CommError::InvalidWorker(worker_id)) }
+    }
+
+    fn check_parts(&self, what: &str, parts: &[Bytes]) -> Result<(), CommError> {
+        let burst_size = self.burst_size() as usize;
+        if parts.len() == burst_size {
+            Ok(())
+        } else {
+            Err(CommError::InvalidArgument(format!(
+                "{what} needs exactly {burst_size} parts (one per worker), got {}",
+                parts.len()
+            )))
+        }
+    }
+
+    /// Who this worker is.
+    pub fn info(&self) -> BurstInfo {
+        let layout = self.pack.layout();
+        BurstInfo {
+            flare_id: self.pack.flare_id().to_owned(),
+            worker_id: self.worker_id,
+            burst_size: layout.burst_size(),
+            pack_id: self.pack.pack_id(),
+            packs: layout.packs().iter().map(|p| WitPackRange { first: p.first, count: p.count }).collect(),
+        }
+    }
+
+    /// Buffered send to `dest` on channel `tag`.
+    ///
+    /// # Errors
+    /// `InvalidWorker` for a destination outside the burst; the flare's
+    /// failure state otherwise.
+    pub async fn send(&self, dest: u32, tag: u32, data: Bytes) -> Result<(), CommError> {
+        self.check_worker(dest)?;
+        let seq = next(self.counters().sent.entry((dest, tag)).or_default());
+        self.pack.route(Envelope::direct(tag, seq, self.worker_id, dest), data).await
+    }
+
+    /// The next message from `source` on channel `tag`.
+    ///
+    /// # Errors
+    /// `InvalidWorker`, `Timeout`, or the flare's failure.
+    pub async fn recv(&self, source: u32, tag: u32) -> Result<Bytes, CommError> {
+        self.check_worker(source)?;
+        let seq = next(self.counters().received.entry((source, tag)).or_default());
+        self.pack.take(Envelope::direct(tag, seq, source, self.worker_id)).await
+    }
+
+    /// The root's data, on every worker.
+    ///
+    /// # Errors
+    /// `InvalidWorker` for a bad root, `InvalidArgument` when the root passes
+    /// no data or another worker passes some.
+    pub async fn broadcast(&self, root: u32, data: Option<Bytes>) -> Result<Bytes, CommError> {
+        self.check_worker(root)?;
+        match (root == self.worker_id, data.is_some()) {
+            (true, false) => return Err(CommError::InvalidArgument("the root of a broadcast must pass data".into())),
+            (false, true) => return Err(CommError::InvalidArgument(format!("only the root ({root}) passes data to a broadcast"))),
+            _ => {}
+        }
+        let seq = self.next_collective(Kind::Broadcast);
+        let pack = &*self.pack;
+        let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
+        let output = pack
+            .round(Kind::Broadcast, seq, self.local_index, data, |mut inputs| async move {
+                let root_index = root.checked_sub(pack.range().first).map(|i| i as usize);
+                let data = match root_index.and_then(|i| inputs.get_mut(i)).and_then(Option::take) {
+                    Some(data) => {
+                        pack.publish(envelope, data.clone()).await?;
+                        data
+                    }
+                    None => pack.take(envelope).await?,
+                };
+                pack.count_local(data.len() as u64 * u64::from(pack.range().count - 1));
+                Ok(Arc::new(vec![data]))
+            })
+            .await?;
+        Ok(output[0].clone())
+    }
+
+    /// Part `worker_id` of the root's parts.
+    ///
+    /// # Errors
+    /// `InvalidWorker` for a bad root; `InvalidArgument` when the root does
+    /// not pass exactly `burst_size` parts or another worker passes some.
+    pub async fn scatter(&self, root: u32, parts: Option<Vec<Bytes>>) -> Result<Bytes, CommError> {
+        self.check_worker(root)?;
+        match (root == self.worker_id, &parts) {
+            (true, None) => return Err(CommError::InvalidArgument("the root of a scatter must pass its parts".into())),
+            (true, Some(parts)) => self.check_parts("scatter", parts)?,
+            (false, Some(_)) => return Err(CommError::InvalidArgument(format!("only the root ({root}) passes parts to a scatter"))),
+            (false, None) => {}
+        }
+        let seq = self.next_collective(Kind::Scatter);
+        let Some(parts) = parts else {
+            return self.pack.take(Envelope::collective(Kind::Scatter, seq, root, self.worker_id)).await;
+        };
+        let mut own = Bytes::new();
+        for (dest, part) in (0..).zip(parts) {
+            if dest == self.worker_id {
+                own = part;
+            } else {
+                self.pack.route(Envelope::collective(Kind::Scatter, seq, root, dest), part).await?;
+            }
+        }
+        Ok(own)
+    }
+
+    /// Every worker's data, at the root, indexed by sender.
+    ///
+    /// # Errors
+    /// `InvalidWorker` for a bad root; the flare's failure.
+    pub async fn gather(&self, root: u32, data: Bytes) -> Result<Option<Vec<Bytes>>, CommError> {
+        self.check_worker(root)?;
+        let seq = self.next_collective(Kind::Gather);
+        if root != self.worker_id {
+            self.pack.route(Envelope::collective(Kind::Gather, seq, self.worker_id, root), data).await?;
+            return Ok(None);
+        }
+        let mut gathered = Vec::with_capacity(self.burst_size() as usize);
+        for source in 0..self.burst_size() {
+            gathered.push(if source == root {
+                data.clone()
+            } else {
+                self.pack.take(Envelope::collective(Kind::Gather, seq, source, root)).await?
+            });
+        }
+        Ok(Some(gathered))
+    }
+
+    /// Every worker's data, on every worker, indexed by sender.
+    ///
+    /// # Errors
+    /// The flare's failure.
+    pub async fn all_gather(&self, data: Bytes) -> Result<Vec<Bytes>, CommError> {
+        let seq = self.next_collective(Kind::AllGather);
+        let pack = &*self.pack;
+        let output = pack
+            .round(Kind::AllGather, seq, self.local_index, Some(data), |inputs| async move {
+                let range = pack.range();
+                let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
+                let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
+                for (source, part) in range.workers().zip(&own) {
+                    pack.publish(envelope(source), part.clone()).await?;
+                }
+                let own_bytes: u64 = own.iter().map(|p| p.len() as u64).sum();
+                let mut all = Vec::with_capacity(pack.layout().burst_size() as usize);
+                for source in 0..range.first {
+                    all.push(pack.take(envelope(source)).await?);
+                }
+                all.extend(own);
+                for source in range.workers().end..pack.layout().burst_size() {
+                    all.push(pack.take(envelope(source)).await?);
+                }
+                let all_bytes: u64 = all.iter().map(|p| p.len() as u64).sum();
+                let count = u64::from(range.count);
+                pack.count_local(own_bytes * (count - 1) + (all_bytes - own_bytes) * (count - 1));
+                Ok(Arc::new(all))
+            })
+            .await?;
+        Ok(output.as_ref().clone())
+    }
+
+    /// Part `j` goes to worker `j`; the result is indexed by sender.
+    ///
+    /// # Errors
+    /// `InvalidArgument` unless exactly `burst_size` parts are passed.
+    pub async fn all_to_all(&self, parts: Vec<Bytes>) -> Result<Vec<Bytes>, CommError> {
+        self.check_parts("all-to-all", &parts)?;
+        let seq = self.next_collective(Kind::AllToAll);
+        let me = self.worker_id;
+        let mut own = Bytes::new();
+        for (dest, part) in (0..).zip(parts) {
+            if dest == me {
+                own = part;
+            } else {
+                self.pack.route(Envelope::collective(Kind::AllToAll, seq, me, dest), part).await?;
+            }
+        }
+        let mut received = Vec::with_capacity(self.burst_size() as usize);
+        for source in 0..self.burst_size() {
+            received.push(if source == me {
+                std::mem::take(&mut own)
+            } else {
+                self.pack.take(Envelope::collective(Kind::AllToAll, seq, source, me)).await?
+            });
+        }
+        Ok(received)
+    }
+
+    /// Element-wise reduction of every worker's `data`, delivered to `root`.
+    ///
+    /// # Errors
+    /// `InvalidWorker` for a bad root; `InvalidArgument` for data that is not
+    /// whole elements of `ty` or inputs of different lengths.
+    pub async fn reduce(&self, root: u32, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Option<Bytes>, CommError> {
+        self.check_worker(root)?;
+        check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+        let seq = self.next_collective(Kind::Reduce);
+        let pack = &*self.pack;
+        let output = pack
+            .round(Kind::Reduce, seq, self.local_index, Some(data), |inputs| async move {
+                let layout = pack.layout();
+                let root_pack = layout.pack_of(root);
+                let partial = combine_pack(pack, &inputs, ty, op)?;
+                let envelope = |from_pack| Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack));
+                if pack.pack_id() != root_pack {
+                    pack.route(envelope(pack.pack_id()), partial).await?;
+                    return Ok(Arc::new(Vec::new()));
+                }
+                let mut partials = Vec::with_capacity(layout.pack_count() as usize);
+                for from_pack in 0..layout.pack_count() {
+                    partials.push(if from_pack == root_pack { partial.clone() } else { pack.take(envelope(from_pack)).await? });
+                }
+                Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
+            })
+            .await?;
+        Ok((root == self.worker_id).then(|| output[0].clone()))
+    }
+
+    /// Element-wise reduction of every worker's `data`, on every worker.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for data that is not whole elements of `ty` or
+    /// inputs of different lengths.
+    pub async fn all_reduce(&self, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
+        check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+        self.reduce_everywhere(Kind::AllReduce, data, ty, op).await
+    }
+
+    /// Returns once every worker has entered the barrier.
+    ///
+    /// # Errors
+    /// The flare's failure.
+    pub async fn barrier(&self) -> Result<(), CommError> {
+        self.reduce_everywhere(Kind::Barrier, Bytes::new(), Dtype::U8, ReduceOp::Sum).await.map(drop)
+    }
+
+    /// Reduces to pack 0, which publishes the result to every other pack.
+    async fn reduce_everywhere(&self, kind: Kind, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
+        let seq = self.next_collective(kind);
+        let pack = &*self.pack;
+        let output = pack
+            .round(kind, seq, self.local_index, Some(data), |inputs| async move {
+                let layout = pack.layout();
+                let partial = combine_pack(pack, &inputs, ty, op)?;
+                let result_envelope = Envelope::collective(kind, seq, 0, EVERY_PACK);
+                let result = if pack.pack_id() == 0 {
+                    let mut partials = vec![partial];
+                    for from_pack in 1..layout.pack_count() {
+                        partials.push(pack.take(Envelope::collective(kind, seq, layout.leader(from_pack), 0)).await?);
+                    }
+                    let result = fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+                    pack.publish(result_envelope, result.clone()).await?;
+                    result
+                } else {
+                    pack.route(Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0), partial).await?;
+                    pack.take(result_envelope).await?
+                };
+                pack.count_local(result.len() as u64 * u64::from(pack.range().count - 1));
+                Ok(Arc::new(vec![result]))
+            })
+            .await?;
+        Ok(output[0].clone())
+    }
+}
+
+/// Folds the inputs of a pack's round in worker-id order.
+fn combine_pack(pack: &PackComm, inputs: &[Option<Bytes>], ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
+    let parts: Vec<&Bytes> = inputs.iter().flatten().collect();
+    pack.count_local(parts.iter().skip(1).map(|p| p.len() as u64).sum());
+    fold(ty, op, parts).map_err(|e| CommError::InvalidArgument(e.to_string()))
+}

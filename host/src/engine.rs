@@ -1,0 +1,168 @@
+//! The one module that configures wasmtime.
+//!
+//! burst narrows wasmtime to what a pack needs: components only, async calls
+//! (a worker blocked in `recv` is a parked task, not a thread), the pooling
+//! allocator sized for thousands of workers per process, and epoch
+//! interruption so that CPU-bound guests yield to the executor every tick and
+//! can be stopped at a deadline. WASI is linked locked down: no environment,
+//! no arguments, no preopened directories, no network addresses; stdout and
+//! stderr go to bounded in-memory pipes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::comm::WorkerComm;
+use crate::program::{LoadError, Program};
+
+/// Hard cap on the pooled instances of one process; a config asking for
+/// more is clamped, so a typo cannot reserve unbounded address space.
+pub const MAX_POOLED_WORKERS: u32 = 20_000;
+
+/// Hard cap on one worker's linear memory.
+pub const MAX_MEMORY_PER_WORKER: u64 = 4 << 30;
+
+/// Settings of a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Workers that may be alive at once in this process (pool size).
+    pub max_workers: u32,
+    /// Largest linear memory of one worker, in bytes.
+    pub max_memory_per_worker: u64,
+    /// Interval of the epoch tick that time-slices guests.
+    pub epoch_tick: Duration,
+    /// Bytes of stdout and of stderr kept per worker.
+    pub max_captured_output: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_workers: 10_240,
+            max_memory_per_worker: 1 << 30,
+            epoch_tick: Duration::from_millis(10),
+            max_captured_output: 64 << 10,
+        }
+    }
+}
+
+/// The per-process wasmtime engine, its linker and epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<WorkerState>,
+    config: RuntimeConfig,
+    ticking: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine and starts its epoch ticker thread.
+    ///
+    /// # Errors
+    /// When wasmtime rejects the configuration (for example, the pool cannot
+    /// reserve its address space).
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let workers = config.max_workers.clamp(1, MAX_POOLED_WORKERS);
+        let memory = config.max_memory_per_worker.clamp(64 << 10, MAX_MEMORY_PER_WORKER);
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust wasip2 component instantiates a handful of core modules
+        // (the program and its adapter shims) with one memory and few tables.
+        pool.total_component_instances(workers)
+            .total_core_instances(workers * 8)
+            .total_memories(workers)
+            .total_tables(workers * 4)
+            .total_stacks(workers)
+            .max_memory_size(memory as usize);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(anyhow::Error::from).context("configuring the wasmtime engine")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+        crate::linker::add_comm(&mut linker).context("linking burst:bcm/comm")?;
+        let ticking = Arc::new(AtomicBool::new(true));
+        spawn_ticker(engine.weak(), Arc::clone(&ticking), config.epoch_tick)?;
+        Ok(Self { engine, linker, config, ticking })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// This runtime's settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Compiles (or loads from `cache_dir`) a component and checks that it
+    /// targets the `burst:bcm/worker` world.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming what is wrong with the component.
+    pub fn load(&self, wasm: &[u8], cache_dir: Option<&Path>) -> Result<Program, LoadError> {
+        Program::load(&self.engine, &self.linker, wasm, cache_dir)
+    }
+
+    /// A store for one worker, time-sliced by the epoch ticker.
+    pub(crate) fn new_store(&self, comm: Arc<WorkerComm>) -> (Store<WorkerState>, Output) {
+        let output = Output {
+            stdout: MemoryOutputPipe::new(self.config.max_captured_output),
+            stderr: MemoryOutputPipe::new(self.config.max_captured_output),
+        };
+        let wasi = WasiCtx::builder().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
+        let state = WorkerState { wasi, table: ResourceTable::new(), comm };
+        let mut store = Store::new(&self.engine, state);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        (store, output)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+fn spawn_ticker(engine: wasmtime::EngineWeak, ticking: Arc<AtomicBool>, tick: Duration) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("burst-epoch".into())
+        .spawn(move || {
+            while ticking.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .context("starting the epoch ticker")?;
+    Ok(())
+}
+
+/// Captured stdout and stderr of one worker.
+pub(crate) struct Output {
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+}
+
+/// What a worker's store holds.
+pub struct WorkerState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) comm: Arc<WorkerComm>,
+}
+
+impl WasiView for WorkerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,245 @@
+//! Running the workers of a flare.
+//!
+//! [`run_pack`] runs one pack: one store and one tokio task per worker, plus
+//! the pump that feeds the pack's mailbox from its backend. [`run_flare`]
+//! runs every pack of a flare in this process over a [`MemoryBroker`].
+//!
+//! Failure semantics: the first worker that traps, returns an error or
+//! outlives the deadline fails the flare; every blocked call of every pack
+//! then returns an error at once, and a worker still running
+//! [`CANCEL_GRACE`] later is stopped (epoch ticks make even a CPU-bound
+//! guest stoppable). Every task the flare started has ended when these
+//! functions return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::comm::{Backend, BackendError, MemoryBroker, PackComm, WorkerComm};
+use crate::result::now_us;
+use crate::{ByteCounts, Failure, FailureKind, FlareResult, PackLayout, Program, Runtime, WorkerResult};
+
+/// How long a worker may keep running after its flare failed before it is
+/// stopped; long enough to return an error it was handed, short enough that
+/// a failed flare ends promptly.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(250);
+
+/// Bytes of a guest's stderr quoted in a trap's message (the panic text).
+const TRAP_STDERR_QUOTE: usize = 512;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct FlareSpec {
+    /// Names the flare in results, logs and backend keys.
+    pub flare_id: String,
+    /// The packs.
+    pub layout: Arc<PackLayout>,
+    /// One input per worker, in worker-id order.
+    pub inputs: Vec<Bytes>,
+    /// Time from the start until the flare fails with `deadline`.
+    pub deadline: Duration,
+}
+
+/// Why a [`FlareSpec`] cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The number of inputs is not the burst size.
+    #[error("{got} inputs for a burst of {burst_size} workers")]
+    InputCount {
+        /// The burst size.
+        burst_size: u32,
+        /// Inputs given.
+        got: usize,
+    },
+    /// The pack does not exist in the layout.
+    #[error("pack {pack_id} does not exist (the flare has {pack_count} packs)")]
+    NoSuchPack {
+        /// The pack asked for.
+        pack_id: u32,
+        /// Packs in the layout.
+        pack_count: u32,
+    },
+    /// The backend could not be opened.
+    #[error("backend: {0}")]
+    Backend(#[from] BackendError),
+}
+
+/// Runs every pack of a flare in this process, connected by an in-process
+/// broker that counts what crosses packs as remote.
+///
+/// # Errors
+/// [`SpecError`] when the inputs do not match the layout. Worker failures
+/// are reported in the [`FlareResult`], not as errors.
+pub async fn run_flare(runtime: &Arc<Runtime>, program: &Program, spec: &FlareSpec) -> Result<FlareResult, SpecError> {
+    check_inputs(spec)?;
+    let deadline = Instant::now() + spec.deadline;
+    let broker = MemoryBroker::new(spec.layout.pack_count());
+    let mut running = Vec::new();
+    for pack_id in 0..spec.layout.pack_count() {
+        running.push(start_pack(runtime, program, spec, pack_id, broker.endpoint(pack_id)?, deadline));
+    }
+    let mut result = FlareResult { flare_id: spec.flare_id.clone(), workers: Vec::new(), bytes: ByteCounts::default(), failure: None };
+    for pack in running {
+        let (workers, bytes, failure) = pack.finish().await;
+        result.workers.extend(workers);
+        result.bytes += bytes;
+        result.failure = earliest(result.failure, failure);
+    }
+    Ok(result)
+}
+
+/// Runs pack `pack_id` of a flare whose other packs run elsewhere and are
+/// reached through `backend`. The result holds this pack's workers only.
+///
+/// # Errors
+/// [`SpecError`] when the inputs do not match the layout or the pack does
+/// not exist.
+pub async fn run_pack(
+    runtime: &Arc<Runtime>,
+    program: &Program,
+    spec: &FlareSpec,
+    pack_id: u32,
+    backend: Arc<dyn Backend>,
+) -> Result<FlareResult, SpecError> {
+    check_inputs(spec)?;
+    let pack_count = spec.layout.pack_count();
+    if pack_id >= pack_count {
+        return Err(SpecError::NoSuchPack { pack_id, pack_count });
+    }
+    let deadline = Instant::now() + spec.deadline;
+    let (workers, bytes, failure) = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
+    Ok(FlareResult { flare_id: spec.flare_id.clone(), workers, bytes, failure })
+}
+
+fn check_inputs(spec: &FlareSpec) -> Result<(), SpecError> {
+    let burst_size = spec.layout.burst_size();
+    if spec.inputs.len() == burst_size as usize {
+        Ok(())
+    } else {
+        Err(SpecError::InputCount { burst_size, got: spec.inputs.len() })
+    }
+}
+
+fn earliest(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.at_us < a.at_us { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+struct RunningPack {
+    pack: Arc<PackComm>,
+    workers: Vec<(u32, JoinHandle<WorkerResult>)>,
+    pump: JoinHandle<()>,
+}
+
+fn start_pack(
+    runtime: &Arc<Runtime>,
+    program: &Program,
+    spec: &FlareSpec,
+    pack_id: u32,
+    backend: Arc<dyn Backend>,
+    deadline: Instant,
+) -> RunningPack {
+    let flare_id: Arc<str> = spec.flare_id.as_str().into();
+    let pack = PackComm::new(flare_id, Arc::clone(&spec.layout), pack_id, backend, deadline);
+    let pump = pack.spawn_pump();
+    let workers = pack
+        .range()
+        .workers()
+        .map(|worker_id| {
+            let comm = Arc::new(WorkerComm::new(Arc::clone(&pack), worker_id));
+            let input = spec.inputs[worker_id as usize].clone();
+            let task = tokio::spawn(run_worker(Arc::clone(runtime), program.clone(), comm, input));
+            (worker_id, task)
+        })
+        .collect();
+    RunningPack { pack, workers, pump }
+}
+
+impl RunningPack {
+    async fn finish(self) -> (Vec<WorkerResult>, ByteCounts, Option<Failure>) {
+        let mut results = Vec::with_capacity(self.workers.len());
+        for (worker_id, task) in self.workers {
+            let result = task.await.unwrap_or_else(|error| {
+                let failure = Failure::new(Some(worker_id), FailureKind::Trap, format!("the host task of the worker failed: {error}"));
+                self.pack.fail(failure.clone());
+                let now = now_us();
+                WorkerResult {
+                    worker_id,
+                    pack_id: self.pack.pack_id(),
+                    start_us: now,
+                    end_us: now,
+                    outcome: Err(failure),
+                    stdout: Bytes::new(),
+                    stderr: Bytes::new(),
+                }
+            });
+            results.push(result);
+        }
+        self.pump.abort();
+        (results, self.pack.bytes(), self.pack.failure().cloned())
+    }
+}
+
+async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerComm>, input: Bytes) -> WorkerResult {
+    let pack = Arc::clone(comm.pack());
+    let worker_id = comm.worker_id();
+    let (mut store, output) = runtime.new_store(comm);
+    let start_us = now_us();
+    tracing::debug!(flare_id = pack.flare_id(), worker_id, "worker started");
+    let work = async {
+        let worker = program
+            .pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{e:#}")))?;
+        match worker.call_work(&mut store, &input).await {
+            Ok(Ok(output)) => Ok(Bytes::from(output)),
+            Ok(Err(message)) => Err(Failure::new(Some(worker_id), FailureKind::GuestError, message)),
+            Err(trap) => Err(Failure::new(Some(worker_id), FailureKind::Trap, describe_trap(&trap, &output.stderr.contents()))),
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = sleep_until(pack.deadline()) => {
+            Err(Failure::new(Some(worker_id), FailureKind::Deadline, "the flare's deadline passed while the worker was running"))
+        }
+        () = async { pack.cancelled().await; sleep(CANCEL_GRACE).await } => {
+            Err(Failure::new(Some(worker_id), FailureKind::Cancelled, format!("stopped because the flare failed ({})", pack.cancellation_error())))
+        }
+    };
+    drop(store);
+    let end_us = now_us();
+    match &outcome {
+        Ok(_) => tracing::debug!(flare_id = pack.flare_id(), worker_id, "worker finished"),
+        Err(failure) => {
+            tracing::debug!(flare_id = pack.flare_id(), worker_id, %failure, "worker failed");
+            pack.fail(failure.clone());
+        }
+    }
+    WorkerResult {
+        worker_id,
+        pack_id: pack.pack_id(),
+        start_us,
+        end_us,
+        outcome,
+        stdout: output.stdout.contents(),
+        stderr: output.stderr.contents(),
+    }
+}
+
+/// The trap's code, plus the end of stderr where a Rust guest prints its
+/// panic message just before trapping.
+fn describe_trap(error: &wasmtime::Error, stderr: &[u8]) -> String {
+    let reason = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(TRAP_STDERR_QUOTE)..]);
+    let tail = tail.trim();
+    if tail.is_empty() { reason } else { format!("{reason}; stderr: {tail}") }
+}

@@ -1,0 +1,29 @@
+//! The pack runtime of burst.
+//!
+//! A *flare* runs `burst_size` workers of one WebAssembly component; workers
+//! are grouped into *packs* that share a process. This crate instantiates the
+//! workers of a pack (one wasmtime `Store` each, every worker an async task),
+//! links the `burst:bcm/comm` interface they call, and moves their messages:
+//! inside a pack through refcounted buffers in memory, between packs through a
+//! [`Backend`](comm::Backend).
+//!
+//! Entry points: [`Runtime`] (one per process; owns the wasmtime engine),
+//! [`Runtime::load`] (compile a component once into a [`Program`]), and
+//! [`run_flare`] / [`run_pack`] (run a whole flare in this process, or one pack
+//! of a flare whose other packs run elsewhere).
+
+mod bindings;
+pub mod comm;
+mod engine;
+mod flare;
+pub mod layout;
+mod linker;
+mod program;
+pub mod result;
+
+pub use bindings::{Dtype, ReduceOp};
+pub use engine::{Runtime, RuntimeConfig};
+pub use flare::{FlareSpec, SpecError, run_flare, run_pack};
+pub use layout::{LayoutError, PackLayout, PackRange};
+pub use program::{LoadError, Program};
+pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};

@@ -1,0 +1,126 @@
+//! A compiled work function, ready to instantiate many times.
+//!
+//! A component is validated (size cap, component header, the `burst:bcm`
+//! worker world) and compiled once; its `InstancePre` is reused for every
+//! worker. With a cache directory, compiled artifacts are kept on disk keyed
+//! by the component's SHA-256 and the engine's compatibility hash, so a
+//! second load skips Cranelift entirely.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::bindings::WorkerPre;
+use crate::engine::WorkerState;
+
+/// Largest component accepted; compiling is superlinear in size, so this
+/// bounds the CPU and memory a hostile upload can make us spend.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// The preamble of a WebAssembly component (magic, version 0x0d, layer 1).
+const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+/// Why a component cannot be used as a work function.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Larger than [`MAX_COMPONENT_BYTES`].
+    #[error("component is {size} bytes, above the maximum of {MAX_COMPONENT_BYTES}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+    },
+    /// Not a WebAssembly component (a core module, or not wasm at all).
+    #[error("not a WebAssembly component (build it for wasm32-wasip2)")]
+    NotAComponent,
+    /// wasmtime could not compile it.
+    #[error("compiling the component failed: {0}")]
+    Compile(String),
+    /// It does not fit the `burst:bcm/worker` world (imports or exports).
+    #[error("the component does not target the burst:bcm/worker world: {0}")]
+    WrongWorld(String),
+    /// The artifact cache could not be read or written.
+    #[error("artifact cache {path}: {source}")]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// A validated, compiled work function.
+#[derive(Clone)]
+pub struct Program {
+    pre: WorkerPre<WorkerState>,
+    digest: String,
+}
+
+impl Program {
+    pub(crate) fn load(
+        engine: &Engine,
+        linker: &Linker<WorkerState>,
+        wasm: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, LoadError> {
+        if wasm.len() > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge { size: wasm.len() });
+        }
+        if !wasm.starts_with(&COMPONENT_HEADER) {
+            return Err(LoadError::NotAComponent);
+        }
+        let digest = hex::encode(Sha256::digest(wasm));
+        let component = match cache_dir {
+            Some(dir) => load_cached(engine, wasm, &dir.join(artifact_name(engine, &digest)))?,
+            None => compile(engine, wasm)?,
+        };
+        let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = WorkerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        Ok(Self { pre, digest })
+    }
+
+    /// Hex SHA-256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub(crate) fn pre(&self) -> &WorkerPre<WorkerState> {
+        &self.pre
+    }
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
+    Component::new(engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+fn artifact_name(engine: &Engine, digest: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{digest}-{:016x}.cwasm", hasher.finish())
+}
+
+fn load_cached(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Component, LoadError> {
+    if path.exists() {
+        // SAFETY: the file is one this function wrote: its name binds the
+        // component's digest to this engine's compatibility hash, and it was
+        // renamed into place only after being fully written.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Ok(component),
+            Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached artifact"),
+        }
+    }
+    let artifact = engine.precompile_component(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let cache_error = |source| LoadError::Cache { path: path.to_owned(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(cache_error)?;
+    }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, &artifact).map_err(cache_error)?;
+    std::fs::rename(&partial, path).map_err(cache_error)?;
+    // SAFETY: `artifact` was produced just now by this engine.
+    #[allow(unsafe_code)]
+    unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| LoadError::Compile(format!("{e:#}")))
+}

@@ -1,0 +1,122 @@
+//! What a flare produces: per-worker outcomes and the flare's byte counts.
+//!
+//! These types are the results format shared by the CLI and (later) the
+//! controller; they serialize with serde. Payloads stay opaque bytes here —
+//! the SDK's JSON is interpreted only at the edges.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Why a worker (and so its flare) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The guest trapped (panic, unreachable, out-of-bounds, stack overflow…).
+    Trap,
+    /// The guest's `work` returned an error.
+    GuestError,
+    /// The flare's deadline passed.
+    Deadline,
+    /// The worker was stopped because another worker of the flare failed.
+    Cancelled,
+    /// The remote backend failed.
+    Backend,
+    /// A message from the backend broke the wire protocol.
+    Protocol,
+    /// The component could not be instantiated for this worker.
+    Instantiate,
+}
+
+/// A failure with the worker it happened in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The worker that failed; `None` when no single worker is to blame
+    /// (for example a backend that went away).
+    pub worker_id: Option<u32>,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// Human-readable reason.
+    pub message: String,
+    /// When it happened, in microseconds since the Unix epoch.
+    pub at_us: u64,
+}
+
+impl Failure {
+    /// A failure happening now.
+    pub fn new(worker_id: Option<u32>, kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { worker_id, kind, message: message.into(), at_us: now_us() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = serde_json::to_value(self.kind).ok();
+        let kind = kind.as_ref().and_then(|k| k.as_str()).unwrap_or("failure");
+        match self.worker_id {
+            Some(worker) => write!(f, "worker {worker}: {kind}: {}", self.message),
+            None => write!(f, "{kind}: {}", self.message),
+        }
+    }
+}
+
+/// The outcome of one worker.
+#[derive(Clone, Debug)]
+pub struct WorkerResult {
+    /// The worker's id.
+    pub worker_id: u32,
+    /// The pack it ran in.
+    pub pack_id: u32,
+    /// When `work` was entered, in microseconds since the Unix epoch.
+    pub start_us: u64,
+    /// When it returned (or was stopped).
+    pub end_us: u64,
+    /// The bytes `work` returned, or why it failed.
+    pub outcome: Result<Bytes, Failure>,
+    /// What the guest wrote to stdout, up to the capture cap.
+    pub stdout: Bytes,
+    /// What the guest wrote to stderr, up to the capture cap.
+    pub stderr: Bytes,
+}
+
+/// Payload bytes moved by a flare, by path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteCounts {
+    /// Delivered from one worker to another inside a pack (through memory).
+    pub local: u64,
+    /// Read from the remote backend by a pack (framing not included).
+    pub remote: u64,
+}
+
+impl std::ops::AddAssign for ByteCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.local += other.local;
+        self.remote += other.remote;
+    }
+}
+
+/// The outcome of a flare (or of the packs of it that ran here).
+#[derive(Clone, Debug)]
+pub struct FlareResult {
+    /// The flare's id.
+    pub flare_id: String,
+    /// Results in worker-id order.
+    pub workers: Vec<WorkerResult>,
+    /// Payload bytes moved.
+    pub bytes: ByteCounts,
+    /// The failure that failed the flare (the earliest), if any.
+    pub failure: Option<Failure>,
+}
+
+impl FlareResult {
+    /// Whether every worker succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none() && self.workers.iter().all(|w| w.outcome.is_ok())
+    }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
