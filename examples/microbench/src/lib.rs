@@ -81,20 +81,25 @@ fn check_len(what: &str, got: &[u8], size: usize) -> Result<(), Error> {
     if got.len() == size { Ok(()) } else { Err(Error::work(format!("{what}: got {} bytes, expected {size}", got.len()))) }
 }
 
-/// The reduce input of worker `w`: `size / 8` u64s.
+/// Element `i` of the reduce input of `worker`.
+fn reduce_element(worker: u32, i: usize) -> u64 {
+    (i as u64).wrapping_mul(0x1000_0001) ^ u64::from(worker).wrapping_mul(0x9e37_79b9)
+}
+
+/// The reduce input of `worker`: `size / 8` u64s.
 fn reduce_input(worker: u32, size: usize) -> Vec<u64> {
-    (0..size / 8).map(|i| (i as u64).wrapping_mul(0x1000_0001) ^ u64::from(worker).wrapping_mul(0x9e37_79b9)).collect()
+    (0..size / 8).map(|i| reduce_element(worker, i)).collect()
 }
 
 fn check_reduced(ctx: &Context, got: &[u64], size: usize) -> Result<u64, Error> {
+    if got.len() != size / 8 {
+        return Err(Error::work(format!("reduced {} elements, expected {}", got.len(), size / 8)));
+    }
     for (i, &value) in got.iter().enumerate() {
-        let expected = (0..ctx.burst_size()).map(|w| reduce_input(w, size)[i]).fold(0u64, u64::wrapping_add);
+        let expected = (0..ctx.burst_size()).map(|w| reduce_element(w, i)).fold(0u64, u64::wrapping_add);
         if value != expected {
             return Err(Error::work(format!("reduced element {i} is {value}, expected {expected}")));
         }
-    }
-    if got.len() != size / 8 {
-        return Err(Error::work(format!("reduced {} elements, expected {}", got.len(), size / 8)));
     }
     Ok(size as u64 / 8 * 8)
 }

@@ -1,0 +1,68 @@
+//! A failing worker fails its flare naming it; every other worker is
+//! released within a second; the runtime goes on running flares.
+
+use std::time::Duration;
+
+use burst_host::{FailureKind, FlareResult};
+use serde_json::{Value, json};
+
+use crate::support::{fixtures, hello, outputs, run, run_with_deadline};
+
+/// Asserts the flare failed because of `worker` with `kind`, and that every
+/// worker ended within a second of that failure.
+fn assert_failed(result: &FlareResult, worker: Option<u32>, kind: FailureKind, message: &str) {
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!((failure.worker_id, failure.kind), (worker, kind), "{failure}");
+    assert!(failure.message.contains(message), "{failure}");
+    for w in &result.workers {
+        assert!(w.outcome.is_err(), "worker {} cannot succeed without its peer", w.worker_id);
+        assert!(
+            w.end_us <= failure.at_us + 1_000_000,
+            "worker {} ended {} µs after the failure",
+            w.worker_id,
+            w.end_us.saturating_sub(failure.at_us)
+        );
+    }
+}
+
+async fn still_healthy() {
+    let outputs = outputs(&run(hello(), 4, 2, &Value::Null).await);
+    assert_eq!(outputs[3]["sum_of_ids"], 6);
+}
+
+#[tokio::test]
+async fn a_panic_in_a_collective_names_the_worker_and_releases_the_others() {
+    let result = run(fixtures(), 8, 3, &json!({ "scenario": "fail_panic_in_collective", "victim": 5 })).await;
+    assert_failed(&result, Some(5), FailureKind::Trap, "worker 5 panics on purpose");
+    let peer = result.workers[0].outcome.as_ref().expect_err("peer fails");
+    assert_eq!(peer.kind, FailureKind::GuestError);
+    assert_eq!(peer.message, "worker 5 of the flare failed");
+    still_healthy().await;
+}
+
+#[tokio::test]
+async fn a_trap_while_others_wait_in_recv_releases_them() {
+    let result = run(fixtures(), 4, 2, &json!({ "scenario": "fail_trap_in_recv", "victim": 1 })).await;
+    assert_failed(&result, Some(1), FailureKind::Trap, "unreachable");
+    still_healthy().await;
+}
+
+#[tokio::test]
+async fn a_guest_error_fails_the_flare_with_its_message() {
+    let result = run(fixtures(), 5, 2, &json!({ "scenario": "fail_guest_error", "victim": 2 })).await;
+    assert_failed(&result, Some(2), FailureKind::GuestError, "worker 2 gives up");
+    still_healthy().await;
+}
+
+#[tokio::test]
+async fn waiting_past_the_deadline_fails_the_flare_with_timeout() {
+    let input = json!({ "scenario": "fail_wait_forever" });
+    let result = run_with_deadline(fixtures(), 6, 4, &input, Duration::from_millis(300)).await;
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!(failure.kind, FailureKind::Deadline, "{failure}");
+    for w in &result.workers {
+        let error = w.outcome.as_ref().expect_err("nobody gets a message");
+        assert!(error.message.contains("deadline"), "worker {}: {error}", w.worker_id);
+    }
+    still_healthy().await;
+}

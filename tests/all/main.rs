@@ -1,0 +1,14 @@
+//! Integration tests: real guests built from `examples/` and
+//! `tests/fixtures`, run by the real pack host and the `burst` binary.
+//!
+//! One test binary with a module per topic, so wasmtime links once.
+
+mod support;
+
+mod bytes_model;
+mod cli;
+mod failures;
+mod misuse;
+mod primitives;
+mod programs;
+mod semantics;
