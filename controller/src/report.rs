@@ -50,7 +50,8 @@ impl<'a> Report<'a> {
 
     pub fn to_json(&self) -> Value {
         let r = self.result;
-        let outputs: Vec<Value> = r.workers.iter().map(|w| w.outcome.as_ref().map_or(Value::Null, |o| output_json(o))).collect();
+        let outputs: Vec<Value> =
+            r.workers.iter().map(|w| w.outcome.as_ref().map_or(Value::Null, |o| output_json(o))).collect();
         let workers: Vec<Value> = r
             .workers
             .iter()
@@ -101,7 +102,12 @@ impl<'a> Report<'a> {
             self.granularity,
             self.elapsed.as_secs_f64() * 1e3
         );
-        let _ = writeln!(out, "bytes moved: {} inside packs, {} between packs", human_bytes(r.bytes.local), human_bytes(r.bytes.remote));
+        let _ = writeln!(
+            out,
+            "bytes moved: {} inside packs, {} between packs",
+            human_bytes(r.bytes.local),
+            human_bytes(r.bytes.remote)
+        );
         for w in r.workers.iter().take(SUMMARY_WORKERS) {
             let took = w.end_us.saturating_sub(w.start_us) as f64 / 1e3;
             let shown = match &w.outcome {

@@ -63,12 +63,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if progress {
             eprintln!("loading {} ...", args.file.display());
         }
-        let program = runtime
-            .load(&wasm, cache_dir.as_deref())
-            .with_context(|| format!("loading {}", args.file.display()))?;
+        let program =
+            runtime.load(&wasm, cache_dir.as_deref()).with_context(|| format!("loading {}", args.file.display()))?;
         let spec = FlareSpec { flare_id, layout, inputs, deadline: Duration::from_secs(args.timeout) };
         if progress {
-            eprintln!("running flare {} with {} workers in {} packs ...", spec.flare_id, args.workers, spec.layout.pack_count());
+            eprintln!(
+                "running flare {} with {} workers in {} packs ...",
+                spec.flare_id,
+                args.workers,
+                spec.layout.pack_count()
+            );
         }
         let started = Instant::now();
         let result = burst_host::run_flare(&runtime, &program, &spec).await?;

@@ -30,7 +30,8 @@ fn check_user_tag(tag: u32) -> Result<(), Error> {
     if tag < RESERVED_TAGS {
         Ok(())
     } else {
-        Err(CommError::InvalidArgument(format!("tag {tag:#x} is reserved (user tags are below {RESERVED_TAGS:#x})")).into())
+        Err(CommError::InvalidArgument(format!("tag {tag:#x} is reserved (user tags are below {RESERVED_TAGS:#x})"))
+            .into())
     }
 }
 

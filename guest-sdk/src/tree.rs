@@ -37,7 +37,9 @@ impl Context {
             return Err(CommError::InvalidWorker(root).into());
         };
         let me = self.worker_id();
-        let leader = |pack: u32| if pack == root_pack { root } else { self.packs()[pack as usize].first };
+        let leader = |pack: u32| {
+            if pack == root_pack { root } else { self.packs()[pack as usize].first }
+        };
         if me != leader(my_pack) {
             self.send_reserved(leader(my_pack), REDUCE_TAG, &value)?;
             return Ok(None);

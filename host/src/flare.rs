@@ -12,6 +12,7 @@
 //! functions return.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,7 +82,12 @@ pub async fn run_flare(runtime: &Arc<Runtime>, program: &Program, spec: &FlareSp
     for pack_id in 0..spec.layout.pack_count() {
         running.push(start_pack(runtime, program, spec, pack_id, broker.endpoint(pack_id)?, deadline));
     }
-    let mut result = FlareResult { flare_id: spec.flare_id.clone(), workers: Vec::new(), bytes: ByteCounts::default(), failure: None };
+    let mut result = FlareResult {
+        flare_id: spec.flare_id.clone(),
+        workers: Vec::new(),
+        bytes: ByteCounts::default(),
+        failure: None,
+    };
     for pack in running {
         let (workers, bytes, failure) = pack.finish().await;
         result.workers.extend(workers);
@@ -165,7 +171,11 @@ impl RunningPack {
         let mut results = Vec::with_capacity(self.workers.len());
         for (worker_id, task) in self.workers {
             let result = task.await.unwrap_or_else(|error| {
-                let failure = Failure::new(Some(worker_id), FailureKind::Trap, format!("the host task of the worker failed: {error}"));
+                let failure = Failure::new(
+                    Some(worker_id),
+                    FailureKind::Trap,
+                    format!("the host task of the worker failed: {error}"),
+                );
                 self.pack.fail(failure.clone());
                 let now = now_us();
                 WorkerResult {
@@ -189,18 +199,23 @@ async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerCom
     let pack = Arc::clone(comm.pack());
     let worker_id = comm.worker_id();
     let (mut store, output) = runtime.new_store(comm);
-    let start_us = now_us();
-    tracing::debug!(flare_id = pack.flare_id(), worker_id, "worker started");
+    // Instantiation counts as part of starting: `start_us` is when `work`
+    // is entered.
+    let start_us = AtomicU64::new(now_us());
     let work = async {
         let worker = program
             .pre()
             .instantiate_async(&mut store)
             .await
             .map_err(|e| Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{e:#}")))?;
+        start_us.store(now_us(), Ordering::Relaxed);
+        tracing::debug!(flare_id = pack.flare_id(), worker_id, "worker started");
         match worker.call_work(&mut store, &input).await {
             Ok(Ok(output)) => Ok(Bytes::from(output)),
             Ok(Err(message)) => Err(Failure::new(Some(worker_id), FailureKind::GuestError, message)),
-            Err(trap) => Err(Failure::new(Some(worker_id), FailureKind::Trap, describe_trap(&trap, &output.stderr.contents()))),
+            Err(trap) => {
+                Err(Failure::new(Some(worker_id), FailureKind::Trap, describe_trap(&trap, &output.stderr.contents())))
+            }
         }
     };
     let outcome = tokio::select! {
@@ -224,7 +239,7 @@ async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerCom
     WorkerResult {
         worker_id,
         pack_id: pack.pack_id(),
-        start_us,
+        start_us: start_us.into_inner(),
         end_us,
         outcome,
         stdout: output.stdout.contents(),

@@ -172,19 +172,16 @@ mod tests {
     #[test]
     fn bad_shapes_are_refused() {
         assert_eq!(PackLayout::homogeneous(0, 1), Err(LayoutError::EmptyBurst));
-        assert_eq!(
-            PackLayout::homogeneous(4, 5),
-            Err(LayoutError::BadGranularity { granularity: 5, burst_size: 4 })
-        );
-        assert_eq!(
-            PackLayout::homogeneous(4, 0),
-            Err(LayoutError::BadGranularity { granularity: 0, burst_size: 4 })
-        );
+        assert_eq!(PackLayout::homogeneous(4, 5), Err(LayoutError::BadGranularity { granularity: 5, burst_size: 4 }));
+        assert_eq!(PackLayout::homogeneous(4, 0), Err(LayoutError::BadGranularity { granularity: 0, burst_size: 4 }));
         assert_eq!(
             PackLayout::homogeneous(MAX_BURST_SIZE + 1, 1),
             Err(LayoutError::BurstTooLarge(u64::from(MAX_BURST_SIZE) + 1))
         );
         assert_eq!(PackLayout::from_sizes(&[2, 0]), Err(LayoutError::EmptyPack(1)));
-        assert_eq!(PackLayout::from_sizes(&[u32::MAX, u32::MAX]), Err(LayoutError::BurstTooLarge(2 * u64::from(u32::MAX))));
+        assert_eq!(
+            PackLayout::from_sizes(&[u32::MAX, u32::MAX]),
+            Err(LayoutError::BurstTooLarge(2 * u64::from(u32::MAX)))
+        );
     }
 }

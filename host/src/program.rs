@@ -109,7 +109,9 @@ fn load_cached(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Component, L
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, path) } {
             Ok(component) => return Ok(component),
-            Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached artifact"),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached artifact")
+            }
         }
     }
     let artifact = engine.precompile_component(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;

@@ -56,12 +56,23 @@ fn inputs_file_gives_one_input_per_worker_and_must_match_the_burst_size() {
     let dir = std::env::temp_dir().join(format!("burst-cli-inputs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let inputs = dir.join("inputs.json");
-    std::fs::write(&inputs, r#"[{"scenario": "comm_self_and_tags"}, {"scenario": "comm_self_and_tags"}]"#).expect("write");
-    let ok = burst().args(["run", "-n", "2", "--json", "--inputs-file"]).arg(&inputs).arg(guest_path("burst_fixtures")).output().expect("runs");
+    std::fs::write(&inputs, r#"[{"scenario": "comm_self_and_tags"}, {"scenario": "comm_self_and_tags"}]"#)
+        .expect("write");
+    let ok = burst()
+        .args(["run", "-n", "2", "--json", "--inputs-file"])
+        .arg(&inputs)
+        .arg(guest_path("burst_fixtures"))
+        .output()
+        .expect("runs");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let doc: Value = serde_json::from_slice(&ok.stdout).expect("JSON");
     assert_eq!(doc["outputs"][1], serde_json::json!(["tag two", "tag one", "0 bytes"]));
-    let bad = burst().args(["run", "-n", "3", "--inputs-file"]).arg(&inputs).arg(guest_path("burst_fixtures")).output().expect("runs");
+    let bad = burst()
+        .args(["run", "-n", "3", "--inputs-file"])
+        .arg(&inputs)
+        .arg(guest_path("burst_fixtures"))
+        .output()
+        .expect("runs");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("holds 2 inputs, but --workers is 3"));
     std::fs::remove_dir_all(&dir).expect("cleanup");

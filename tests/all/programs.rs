@@ -32,7 +32,8 @@ async fn the_artifact_cache_serves_a_second_load() {
     let wasm = std::fs::read(guest_path("hello")).expect("built");
     let dir = std::env::temp_dir().join(format!("burst-cache-test-{}", std::process::id()));
     let first = runtime().load(&wasm, Some(&dir)).expect("compiles");
-    let artifacts: Vec<_> = std::fs::read_dir(&dir).expect("cache dir").map(|e| e.expect("entry").file_name()).collect();
+    let artifacts: Vec<_> =
+        std::fs::read_dir(&dir).expect("cache dir").map(|e| e.expect("entry").file_name()).collect();
     assert_eq!(artifacts.len(), 1, "one artifact: {artifacts:?}");
     let name = artifacts[0].to_string_lossy().into_owned();
     assert!(name.starts_with(first.digest()) && name.ends_with(".cwasm"), "{name}");

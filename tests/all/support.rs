@@ -24,7 +24,18 @@ fn guests_dir() -> &'static PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "microbench", "-p", "burst-fixtures"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "hello",
+                "-p",
+                "microbench",
+                "-p",
+                "burst-fixtures",
+            ])
             .arg("--target-dir")
             .arg(&target)
             .status()
@@ -72,7 +83,13 @@ pub async fn run(program: &Program, workers: u32, granularity: u32, input: &Valu
     run_with_deadline(program, workers, granularity, input, Duration::from_secs(60)).await
 }
 
-pub async fn run_with_deadline(program: &Program, workers: u32, granularity: u32, input: &Value, deadline: Duration) -> FlareResult {
+pub async fn run_with_deadline(
+    program: &Program,
+    workers: u32,
+    granularity: u32,
+    input: &Value,
+    deadline: Duration,
+) -> FlareResult {
     let layout = Arc::new(PackLayout::homogeneous(workers, granularity).expect("valid layout"));
     let input = Bytes::from(serde_json::to_vec(input).expect("JSON"));
     let spec = FlareSpec {

@@ -5,7 +5,8 @@
 //! "size": bytes, "root": worker, "iterations": n}`. Payloads are filled with
 //! a pseudo-random stream derived from (sender, receiver, size), so a
 //! message delivered to the wrong worker, truncated or reordered fails the
-//! check. Returns the time of each iteration as seen by this worker.
+//! check. Payloads are built before and checked after the timed part;
+//! returns the time of each iteration as seen by this worker.
 
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ fn one() -> u32 {
 struct Output {
     worker_id: u32,
     /// Microseconds of each iteration, from a common barrier to the end of
-    /// this worker's part.
+    /// this worker's communication.
     elapsed_us: Vec<u64>,
     /// Payload bytes this worker checked.
     checked_bytes: u64,
@@ -56,7 +57,8 @@ struct Output {
 
 /// splitmix64: a cheap, well-mixed stream, seeded per (sender, receiver, size).
 fn pattern(sender: u32, receiver: u32, size: usize) -> Vec<u8> {
-    let mut state = (u64::from(sender) << 32 | u64::from(receiver)) ^ (size as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut state =
+        (u64::from(sender) << 32 | u64::from(receiver)) ^ (size as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
     let mut out = Vec::with_capacity(size + 8);
     while out.len() < size {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -78,7 +80,11 @@ fn check(what: &str, got: &[u8], sender: u32, receiver: u32) -> Result<u64, Erro
 }
 
 fn check_len(what: &str, got: &[u8], size: usize) -> Result<(), Error> {
-    if got.len() == size { Ok(()) } else { Err(Error::work(format!("{what}: got {} bytes, expected {size}", got.len()))) }
+    if got.len() == size {
+        Ok(())
+    } else {
+        Err(Error::work(format!("{what}: got {} bytes, expected {size}", got.len())))
+    }
 }
 
 /// Element `i` of the reduce input of `worker`.
@@ -104,76 +110,113 @@ fn check_reduced(ctx: &Context, got: &[u64], size: usize) -> Result<u64, Error> 
     Ok(size as u64 / 8 * 8)
 }
 
-fn run_once(input: &Input, ctx: &Context) -> Result<u64, Error> {
+/// What a worker sends in one iteration, built before the clock starts.
+enum Outgoing {
+    Nothing,
+    Bytes(Vec<u8>),
+    Parts(Vec<Vec<u8>>),
+    Numbers(Vec<u64>),
+}
+
+/// What a worker received in one iteration, checked after the clock stops.
+enum Received {
+    Nothing,
+    Bytes(Vec<u8>),
+    Parts(Vec<Vec<u8>>),
+    Numbers(Vec<u64>),
+}
+
+fn prepare(input: &Input, ctx: &Context) -> Outgoing {
     let (me, n, root, size) = (ctx.worker_id(), ctx.burst_size(), input.root, input.size);
-    let mut checked = 0;
     match input.primitive {
-        Primitive::Pair => {
-            if n < 2 {
-                return Err(Error::work("pair needs at least two workers"));
-            }
-            if me == 0 {
-                ctx.send_bytes(1, &pattern(0, 1, size))?;
-            } else if me == 1 {
-                let got = ctx.recv_bytes(0)?;
-                check_len("pair", &got, size)?;
-                checked += check("pair", &got, 0, 1)?;
-            }
-        }
-        Primitive::Broadcast => {
-            let data = (me == root).then(|| pattern(root, EVERYONE, size));
-            let got = ctx.broadcast_bytes(root, data.as_deref())?;
-            check_len("broadcast", &got, size)?;
-            checked += check("broadcast", &got, root, EVERYONE)?;
-        }
-        Primitive::Scatter => {
-            let parts: Option<Vec<Vec<u8>>> = (me == root).then(|| (0..n).map(|d| pattern(root, d, size)).collect());
-            let got = ctx.scatter_bytes(root, parts.as_deref())?;
-            check_len("scatter", &got, size)?;
-            checked += check("scatter", &got, root, me)?;
-        }
-        Primitive::Gather => {
-            if let Some(parts) = ctx.gather_bytes(root, &pattern(me, root, size))? {
-                for (sender, part) in (0..).zip(&parts) {
-                    check_len("gather", part, size)?;
-                    checked += check("gather", part, sender, root)?;
-                }
-            }
-        }
-        Primitive::AllGather => {
-            for (sender, part) in (0..).zip(&ctx.all_gather_bytes(&pattern(me, EVERYONE, size))?) {
-                check_len("all-gather", part, size)?;
-                checked += check("all-gather", part, sender, EVERYONE)?;
-            }
-        }
-        Primitive::AllToAll => {
-            let parts: Vec<Vec<u8>> = (0..n).map(|d| pattern(me, d, size)).collect();
-            for (sender, part) in (0..).zip(&ctx.all_to_all_bytes(&parts)?) {
-                check_len("all-to-all", part, size)?;
-                checked += check("all-to-all", part, sender, me)?;
-            }
-        }
-        Primitive::Reduce => {
-            if let Some(got) = ctx.reduce(root, &reduce_input(me, size), ReduceOp::Sum)? {
-                checked += check_reduced(ctx, &got, size)?;
-            }
-        }
-        Primitive::AllReduce => {
-            checked += check_reduced(ctx, &ctx.all_reduce(&reduce_input(me, size), ReduceOp::Sum)?, size)?;
-        }
-        Primitive::Barrier => ctx.barrier()?,
+        Primitive::Pair if me == 0 => Outgoing::Bytes(pattern(0, 1, size)),
+        Primitive::Broadcast if me == root => Outgoing::Bytes(pattern(root, EVERYONE, size)),
+        Primitive::Scatter if me == root => Outgoing::Parts((0..n).map(|d| pattern(root, d, size)).collect()),
+        Primitive::Gather => Outgoing::Bytes(pattern(me, root, size)),
+        Primitive::AllGather => Outgoing::Bytes(pattern(me, EVERYONE, size)),
+        Primitive::AllToAll => Outgoing::Parts((0..n).map(|d| pattern(me, d, size)).collect()),
+        Primitive::Reduce | Primitive::AllReduce => Outgoing::Numbers(reduce_input(me, size)),
+        _ => Outgoing::Nothing,
     }
-    Ok(checked)
+}
+
+fn communicate(input: &Input, ctx: &Context, outgoing: Outgoing) -> Result<Received, Error> {
+    let (me, root) = (ctx.worker_id(), input.root);
+    Ok(match (input.primitive, outgoing) {
+        (Primitive::Pair, Outgoing::Bytes(data)) => {
+            ctx.send_bytes(1, &data)?;
+            Received::Nothing
+        }
+        (Primitive::Pair, _) if me == 1 => Received::Bytes(ctx.recv_bytes(0)?),
+        (Primitive::Pair, _) => Received::Nothing,
+        (Primitive::Broadcast, Outgoing::Bytes(data)) => Received::Bytes(ctx.broadcast_bytes(root, Some(&data))?),
+        (Primitive::Broadcast, _) => Received::Bytes(ctx.broadcast_bytes(root, None)?),
+        (Primitive::Scatter, Outgoing::Parts(parts)) => Received::Bytes(ctx.scatter_bytes(root, Some(&parts))?),
+        (Primitive::Scatter, _) => Received::Bytes(ctx.scatter_bytes(root, None)?),
+        (Primitive::Gather, Outgoing::Bytes(data)) => {
+            ctx.gather_bytes(root, &data)?.map_or(Received::Nothing, Received::Parts)
+        }
+        (Primitive::AllGather, Outgoing::Bytes(data)) => Received::Parts(ctx.all_gather_bytes(&data)?),
+        (Primitive::AllToAll, Outgoing::Parts(parts)) => Received::Parts(ctx.all_to_all_bytes(&parts)?),
+        (Primitive::Reduce, Outgoing::Numbers(values)) => {
+            ctx.reduce(root, &values, ReduceOp::Sum)?.map_or(Received::Nothing, Received::Numbers)
+        }
+        (Primitive::AllReduce, Outgoing::Numbers(values)) => Received::Numbers(ctx.all_reduce(&values, ReduceOp::Sum)?),
+        (Primitive::Barrier, _) => {
+            ctx.barrier()?;
+            Received::Nothing
+        }
+        (primitive, _) => return Err(Error::work(format!("{primitive:?}: nothing prepared to send"))),
+    })
+}
+
+fn verify(input: &Input, ctx: &Context, received: &Received) -> Result<u64, Error> {
+    let (me, root, size) = (ctx.worker_id(), input.root, input.size);
+    let what = format!("{:?}", input.primitive);
+    match received {
+        Received::Nothing => Ok(0),
+        Received::Numbers(values) => check_reduced(ctx, values, size),
+        Received::Bytes(got) => {
+            check_len(&what, got, size)?;
+            let (sender, receiver) = match input.primitive {
+                Primitive::Pair => (0, 1),
+                Primitive::Broadcast => (root, EVERYONE),
+                _ => (root, me),
+            };
+            check(&what, got, sender, receiver)
+        }
+        Received::Parts(parts) => {
+            if parts.len() != ctx.burst_size() as usize {
+                return Err(Error::work(format!("{what}: {} parts for {} workers", parts.len(), ctx.burst_size())));
+            }
+            let mut checked = 0;
+            for (sender, part) in (0..).zip(parts) {
+                check_len(&what, part, size)?;
+                let receiver = match input.primitive {
+                    Primitive::AllGather => EVERYONE,
+                    Primitive::Gather => root,
+                    _ => me,
+                };
+                checked += check(&what, part, sender, receiver)?;
+            }
+            Ok(checked)
+        }
+    }
 }
 
 fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
+    if input.primitive == Primitive::Pair && ctx.burst_size() < 2 {
+        return Err(Error::work("pair needs at least two workers"));
+    }
     let mut elapsed_us = Vec::with_capacity(input.iterations as usize);
     let mut checked_bytes = 0;
     for _ in 0..input.iterations {
+        let outgoing = prepare(&input, ctx);
         ctx.barrier()?;
         let start = Instant::now();
-        checked_bytes += run_once(&input, ctx)?;
+        let received = communicate(&input, ctx, outgoing)?;
         elapsed_us.push(start.elapsed().as_micros() as u64);
+        checked_bytes += verify(&input, ctx, &received)?;
     }
     Ok(Output { worker_id: ctx.worker_id(), elapsed_us, checked_bytes })
 }

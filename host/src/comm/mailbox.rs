@@ -71,10 +71,10 @@ impl Mailbox {
     /// Each envelope is taken at most once; taking it again while the first
     /// receiver still waits replaces that receiver.
     pub fn take(&mut self, envelope: Envelope) -> Take {
-        if let Some(Slot::Arrived(_)) = self.slots.get(&envelope) {
-            if let Some(Slot::Arrived(payload)) = self.slots.remove(&envelope) {
-                return Take::Ready(payload);
-            }
+        if let Some(Slot::Arrived(_)) = self.slots.get(&envelope)
+            && let Some(Slot::Arrived(payload)) = self.slots.remove(&envelope)
+        {
+            return Take::Ready(payload);
         }
         let (sender, receiver) = oneshot::channel();
         self.slots.insert(envelope, Slot::Awaited(sender));

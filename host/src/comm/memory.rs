@@ -23,7 +23,8 @@ pub struct MemoryBroker {
 impl MemoryBroker {
     /// A broker for `pack_count` packs.
     pub fn new(pack_count: u32) -> Arc<Self> {
-        let (inboxes, receivers) = (0..pack_count).map(|_| mpsc::unbounded_channel()).map(|(s, r)| (s, Some(r))).unzip();
+        let (inboxes, receivers) =
+            (0..pack_count).map(|_| mpsc::unbounded_channel()).map(|(s, r)| (s, Some(r))).unzip();
         Arc::new(Self { inboxes, receivers: std::sync::Mutex::new(receivers) })
     }
 

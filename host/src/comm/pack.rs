@@ -140,7 +140,9 @@ impl PackComm {
 
     /// The error a wait returns once the flare has failed.
     pub fn cancellation_error(&self) -> CommError {
-        let Some(failure) = self.failure.get() else { return CommError::Cancelled };
+        let Some(failure) = self.failure.get() else {
+            return CommError::Cancelled;
+        };
         match (failure.kind, failure.worker_id) {
             (FailureKind::Deadline, _) => CommError::Timeout,
             (FailureKind::Backend, _) => CommError::Backend(failure.message.clone()),
@@ -225,9 +227,11 @@ impl PackComm {
         let joined = {
             let size = self.range().count as usize;
             let mut rounds = lock(&self.rounds);
-            let round = rounds
-                .entry((kind, seq))
-                .or_insert_with(|| Round { inputs: vec![None; size], arrived: 0, waiters: Vec::new() });
+            let round = rounds.entry((kind, seq)).or_insert_with(|| Round {
+                inputs: vec![None; size],
+                arrived: 0,
+                waiters: Vec::new(),
+            });
             round.inputs[local_index] = input;
             round.arrived += 1;
             if round.arrived < size {

@@ -76,7 +76,7 @@ fn combine_into(ty: Dtype, op: ReduceOp, acc: &mut [u8], other: &[u8]) {
 /// [`ReduceError::Ragged`] otherwise.
 pub fn check_elements(ty: Dtype, len: usize) -> Result<(), ReduceError> {
     let size = ty.size();
-    if len % size == 0 { Ok(()) } else { Err(ReduceError::Ragged { len, size }) }
+    if len.is_multiple_of(size) { Ok(()) } else { Err(ReduceError::Ragged { len, size }) }
 }
 
 /// Combines `parts` element-wise with `op`, in iteration order.
@@ -88,7 +88,9 @@ pub fn check_elements(ty: Dtype, len: usize) -> Result<(), ReduceError> {
 /// [`ReduceError`] when a part is ragged or the lengths differ.
 pub fn fold<'a>(ty: Dtype, op: ReduceOp, parts: impl IntoIterator<Item = &'a Bytes>) -> Result<Bytes, ReduceError> {
     let mut parts = parts.into_iter();
-    let Some(first) = parts.next() else { return Ok(Bytes::new()) };
+    let Some(first) = parts.next() else {
+        return Ok(Bytes::new());
+    };
     check_elements(ty, first.len())?;
     let mut acc: Option<Vec<u8>> = None;
     for part in parts {

@@ -133,8 +133,12 @@ impl WorkerComm {
     pub async fn broadcast(&self, root: u32, data: Option<Bytes>) -> Result<Bytes, CommError> {
         self.check_worker(root)?;
         match (root == self.worker_id, data.is_some()) {
-            (true, false) => return Err(CommError::InvalidArgument("the root of a broadcast must pass data".into())),
-            (false, true) => return Err(CommError::InvalidArgument(format!("only the root ({root}) passes data to a broadcast"))),
+            (true, false) => {
+                return Err(CommError::InvalidArgument("the root of a broadcast must pass data".into()));
+            }
+            (false, true) => {
+                return Err(CommError::InvalidArgument(format!("only the root ({root}) passes data to a broadcast")));
+            }
             _ => {}
         }
         let seq = self.next_collective(Kind::Broadcast);
@@ -165,9 +169,13 @@ impl WorkerComm {
     pub async fn scatter(&self, root: u32, parts: Option<Vec<Bytes>>) -> Result<Bytes, CommError> {
         self.check_worker(root)?;
         match (root == self.worker_id, &parts) {
-            (true, None) => return Err(CommError::InvalidArgument("the root of a scatter must pass its parts".into())),
+            (true, None) => {
+                return Err(CommError::InvalidArgument("the root of a scatter must pass its parts".into()));
+            }
             (true, Some(parts)) => self.check_parts("scatter", parts)?,
-            (false, Some(_)) => return Err(CommError::InvalidArgument(format!("only the root ({root}) passes parts to a scatter"))),
+            (false, Some(_)) => {
+                return Err(CommError::InvalidArgument(format!("only the root ({root}) passes parts to a scatter")));
+            }
             (false, None) => {}
         }
         let seq = self.next_collective(Kind::Scatter);
@@ -282,14 +290,20 @@ impl WorkerComm {
                 let layout = pack.layout();
                 let root_pack = layout.pack_of(root);
                 let partial = combine_pack(pack, &inputs, ty, op)?;
-                let envelope = |from_pack| Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack));
+                let envelope = |from_pack| {
+                    Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack))
+                };
                 if pack.pack_id() != root_pack {
                     pack.route(envelope(pack.pack_id()), partial).await?;
                     return Ok(Arc::new(Vec::new()));
                 }
                 let mut partials = Vec::with_capacity(layout.pack_count() as usize);
                 for from_pack in 0..layout.pack_count() {
-                    partials.push(if from_pack == root_pack { partial.clone() } else { pack.take(envelope(from_pack)).await? });
+                    partials.push(if from_pack == root_pack {
+                        partial.clone()
+                    } else {
+                        pack.take(envelope(from_pack)).await?
+                    });
                 }
                 Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
             })
