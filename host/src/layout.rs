@@ -127,11 +127,6 @@ impl PackLayout {
     pub fn leader(&self, pack_id: u32) -> u32 {
         self.pack(pack_id).first
     }
-
-    /// The largest pack size; equals the granularity of a homogeneous layout.
-    pub fn max_pack_size(&self) -> u32 {
-        self.packs.iter().map(|p| p.count).max().unwrap_or(0)
-    }
 }
 
 fn check_burst_size(size: u64) -> Result<(), LayoutError> {

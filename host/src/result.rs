@@ -29,6 +29,21 @@ pub enum FailureKind {
     Instantiate,
 }
 
+impl FailureKind {
+    /// The name used in results (`trap`, `guest_error`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::GuestError => "guest_error",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Backend => "backend",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Instantiate => "instantiate",
+        }
+    }
+}
+
 /// A failure with the worker it happened in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -52,8 +67,7 @@ impl Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = serde_json::to_value(self.kind).ok();
-        let kind = kind.as_ref().and_then(|k| k.as_str()).unwrap_or("failure");
+        let kind = self.kind.as_str();
         match self.worker_id {
             Some(worker) => write!(f, "worker {worker}: {kind}: {}", self.message),
             None => write!(f, "{kind}: {}", self.message),
@@ -119,4 +133,26 @@ impl FlareResult {
 /// Microseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_match_the_serialized_names() {
+        for kind in [
+            FailureKind::Trap,
+            FailureKind::GuestError,
+            FailureKind::Deadline,
+            FailureKind::Cancelled,
+            FailureKind::Backend,
+            FailureKind::Protocol,
+            FailureKind::Instantiate,
+        ] {
+            assert_eq!(serde_json::to_value(kind).expect("serializes"), kind.as_str());
+        }
+        let failure = Failure::new(Some(3), FailureKind::GuestError, "gave up");
+        assert_eq!(failure.to_string(), "worker 3: guest_error: gave up");
+    }
 }

@@ -73,3 +73,20 @@ async fn tags_are_separate_channels_and_self_sends_work() {
         assert_eq!(output, json!(["tag two", "tag one", "0 bytes"]));
     }
 }
+
+#[tokio::test]
+async fn a_pack_of_1000_workers_runs() {
+    let outputs = outputs(&run(hello(), 1000, 1000, &Value::Null).await);
+    assert_eq!(outputs.len(), 1000);
+    assert!(outputs.iter().all(|o| o["sum_of_ids"] == 499_500));
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_are_captured_per_worker() {
+    let result = run(fixtures(), 3, 2, &json!({ "scenario": "print_lines" })).await;
+    outputs(&result);
+    for w in &result.workers {
+        assert_eq!(&w.stdout[..], format!("out from {}\n", w.worker_id).as_bytes());
+        assert_eq!(&w.stderr[..], format!("err from {}\n", w.worker_id).as_bytes());
+    }
+}

@@ -1,8 +1,6 @@
 //! Shared setup: guests built once per test process, one wasmtime runtime,
 //! and helpers to run a flare and read its outputs.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -10,45 +8,9 @@ use burst_host::{FlareResult, FlareSpec, PackLayout, Program, Runtime, RuntimeCo
 use bytes::Bytes;
 use serde_json::Value;
 
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("controller/ has a parent").to_owned()
-}
-
-fn guests_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = workspace_root();
-        // The guests get their own target directory so that building them
-        // never waits on the lock of the build that runs these tests.
-        let target = root.join("target").join("guests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "hello",
-                "-p",
-                "microbench",
-                "-p",
-                "burst-fixtures",
-            ])
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("running cargo to build the guests");
-        assert!(status.success(), "building the guests failed");
-        target.join("wasm32-wasip2").join("release")
-    })
-}
-
-/// Path of a guest component (`hello`, `microbench`, `burst_fixtures`).
-pub fn guest_path(name: &str) -> PathBuf {
-    guests_dir().join(format!("{name}.wasm"))
-}
+#[path = "../guests.rs"]
+mod guests;
+pub use guests::guest_path;
 
 pub fn runtime() -> &'static Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();

@@ -81,11 +81,6 @@ impl Mailbox {
         Take::Pending(receiver)
     }
 
-    /// Number of messages stored and receivers waiting.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Whether nothing is stored or awaited.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
