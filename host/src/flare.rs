@@ -4,6 +4,10 @@
 //! the pump that feeds the pack's mailbox from its backend. [`run_flare`]
 //! runs every pack of a flare in this process over a [`MemoryBroker`].
 //!
+//! The workers of a pack are instantiated first and enter `work` together,
+//! once all of them are ready: a flare's workers run simultaneously or not
+//! at all.
+//!
 //! Failure semantics: the first worker that traps, returns an error or
 //! outlives the deadline fails the flare; every blocked call of every pack
 //! then returns an error at once, and a worker still running
@@ -208,6 +212,9 @@ async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerCom
             .instantiate_async(&mut store)
             .await
             .map_err(|e| Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{e:#}")))?;
+        if !pack.ready_to_start().await {
+            return Err(Failure::new(Some(worker_id), FailureKind::Cancelled, pack.cancellation_error().to_string()));
+        }
         start_us.store(now_us(), Ordering::Relaxed);
         tracing::debug!(flare_id = pack.flare_id(), worker_id, "worker started");
         match worker.call_work(&mut store, &input).await {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{Barrier, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,7 @@ pub struct PackComm {
     failure: OnceLock<Failure>,
     local_bytes: AtomicU64,
     remote_bytes: AtomicU64,
+    start_gate: Barrier,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,7 +63,7 @@ impl PackComm {
     ) -> Arc<Self> {
         Arc::new(Self {
             flare_id,
-            layout,
+            layout: Arc::clone(&layout),
             pack_id,
             deadline,
             backend,
@@ -72,6 +73,7 @@ impl PackComm {
             failure: OnceLock::new(),
             local_bytes: AtomicU64::new(0),
             remote_bytes: AtomicU64::new(0),
+            start_gate: Barrier::new(layout.pack(pack_id).count as usize),
         })
     }
 
@@ -116,6 +118,16 @@ impl PackComm {
     /// Resolves once the flare has failed.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
+    }
+
+    /// Returns once every worker of the pack is instantiated, so that the
+    /// pack's workers enter `work` together; `false` if the flare failed
+    /// first (a worker could not be instantiated).
+    pub async fn ready_to_start(&self) -> bool {
+        tokio::select! {
+            _ = self.start_gate.wait() => true,
+            _ = self.cancel.cancelled() => false,
+        }
     }
 
     /// Records a failure that happened in this pack, releases every wait of
