@@ -130,49 +130,20 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok((startup, dense, pair))
     })?;
 
-    println!("{:<52} {:>12} {:>10}", "measure", "value", "goal");
-    println!(
-        "{:<52} {:>9.1} ms {:>10}",
-        "1,000 workers: call to all inside work",
-        startup["all_started_ms"].as_f64().unwrap_or(0.0),
-        "< 50 ms"
-    );
-    println!(
-        "{:<52} {:>9.1} ms {:>10}",
-        "1,000 workers: spread of start times",
-        startup["start_spread_ms"].as_f64().unwrap_or(0.0),
-        "< 20 ms"
-    );
-    println!(
-        "{:<52} {:>9.1} ms {:>10}",
-        "1,000 workers: call to last worker done",
-        startup["total_ms"].as_f64().unwrap_or(0.0),
-        ""
-    );
-    println!(
-        "{:<52} {:>8.0} MiB {:>10}",
-        "10,000 workers: peak RSS of the process",
-        dense["peak_rss_mib"].as_f64().unwrap_or(0.0),
-        "< 1024 MiB"
-    );
-    println!(
-        "{:<52} {:>6.2} GiB/s {:>10}",
-        "64 MiB local send/recv",
-        pair["send_recv_gib_per_s"].as_f64().unwrap_or(0.0),
-        ""
-    );
-    println!(
-        "{:<52} {:>6.2} GiB/s {:>10}",
-        "64 MiB memcpy (same process, same run)",
-        pair["memcpy_gib_per_s"].as_f64().unwrap_or(0.0),
-        ""
-    );
-    println!(
-        "{:<52} {:>9.0} %  {:>10}",
-        "send/recv as a share of memcpy",
-        pair["ratio"].as_f64().unwrap_or(0.0) * 100.0,
-        ">= 50 %"
-    );
+    let figure = |section: &Value, key: &str| section[key].as_f64().unwrap_or(f64::NAN);
+    let rows = [
+        ("1,000 workers: call to all inside work", format!("{:.1} ms", figure(&startup, "all_started_ms")), "< 50 ms"),
+        ("1,000 workers: spread of start times", format!("{:.1} ms", figure(&startup, "start_spread_ms")), "< 20 ms"),
+        ("1,000 workers: call to last worker done", format!("{:.1} ms", figure(&startup, "total_ms")), ""),
+        ("10,000 workers: peak RSS of the process", format!("{:.0} MiB", figure(&dense, "peak_rss_mib")), "< 1024 MiB"),
+        ("64 MiB local send/recv", format!("{:.2} GiB/s", figure(&pair, "send_recv_gib_per_s")), ""),
+        ("64 MiB memcpy (same process, same run)", format!("{:.2} GiB/s", figure(&pair, "memcpy_gib_per_s")), ""),
+        ("send/recv as a share of memcpy", format!("{:.0} %", figure(&pair, "ratio") * 100.0), ">= 50 %"),
+    ];
+    println!("{:<44} {:>12} {:>12}", "measure", "value", "goal");
+    for (measure, value, goal) in rows {
+        println!("{measure:<44} {value:>12} {goal:>12}");
+    }
 
     let report = json!({ "benchmark": "pack", "at_us": now_us(), "startup": startup, "dense": dense, "pair": pair });
     let path = std::env::var_os("BURST_BENCH_JSON")
