@@ -62,6 +62,14 @@ impl PackLayout {
     /// Fixed packs of `granularity` workers; the last pack holds the rest
     /// when `granularity` does not divide `burst_size`.
     ///
+    /// ```
+    /// let layout = burst_host::PackLayout::homogeneous(10, 4).unwrap();
+    /// let sizes: Vec<u32> = layout.packs().iter().map(|p| p.count).collect();
+    /// assert_eq!(sizes, [4, 4, 2]);
+    /// assert_eq!(layout.pack_of(9), 2);
+    /// assert_eq!(layout.leader(1), 4);
+    /// ```
+    ///
     /// # Errors
     /// [`LayoutError`] when the burst is empty or too large, or the
     /// granularity is 0 or above the burst size.

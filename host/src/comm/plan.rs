@@ -11,6 +11,13 @@ use crate::PackLayout;
 
 /// Remote payload bytes of one call of `kind` where every worker contributes
 /// `bytes` (per destination for scatter and all-to-all), rooted at `root`.
+///
+/// ```
+/// use burst_host::{PackLayout, comm::{Kind, plan}};
+/// let layout = PackLayout::homogeneous(8, 2).unwrap();
+/// assert_eq!(plan::remote_bytes(Kind::Broadcast, &layout, 0, 100), 100 * 3);
+/// assert_eq!(plan::remote_bytes(Kind::AllToAll, &layout, 0, 100), 100 * 8 * 6);
+/// ```
 pub fn remote_bytes(kind: Kind, layout: &PackLayout, root: u32, bytes: u64) -> u64 {
     let packs = u64::from(layout.pack_count());
     let burst = u64::from(layout.burst_size());
