@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::BytesMut;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -118,7 +119,7 @@ impl Runtime {
             stderr: MemoryOutputPipe::new(self.config.max_captured_output),
         };
         let wasi = WasiCtx::builder().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
-        let state = WorkerState { wasi, table: ResourceTable::new(), comm };
+        let state = WorkerState { wasi, table: ResourceTable::new(), comm, send_buffer: BytesMut::new() };
         let mut store = Store::new(&self.engine, state);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
@@ -159,6 +160,8 @@ pub struct WorkerState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) comm: Arc<WorkerComm>,
+    /// Reused for the messages this worker sends (see `linker::copy_in`).
+    pub(crate) send_buffer: BytesMut,
 }
 
 impl WasiView for WorkerState {

@@ -7,9 +7,16 @@
 //! the receiver, and a local broadcast to k workers 1 + k copies. Each
 //! function clones the worker's `Arc<WorkerComm>` out of the store before
 //! awaiting, so no borrow of the store lives across a suspension.
+//!
+//! Single-buffer arguments are read in place from the guest's memory and
+//! copied once into the worker's reusable send buffer, so a steady stream of
+//! large messages costs one copy each instead of a fresh host allocation
+//! (and its page faults) per message.
 
 use bytes::Bytes;
-use wasmtime::component::Linker;
+use wasmtime::AsContext;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmList};
 
 use crate::bindings::WitCommError;
 use crate::engine::WorkerState;
@@ -20,6 +27,18 @@ type CommResult<T> = Result<T, WitCommError>;
 /// Links one async comm function: `$name`, its parameter tuple, and the
 /// `WorkerComm` call that answers it.
 macro_rules! link {
+    ($instance:ident, $name:literal, |$store:ident, $comm:ident, ($($arg:ident),*): $params:ty| -> $ret:ty {
+        let $bound:ident = $prepare:expr; $call:expr
+    }) => {
+        $instance.func_wrap_async($name, |mut $store: StoreContextMut<'_, WorkerState>, ($($arg,)*): $params| {
+            let $comm = std::sync::Arc::clone(&$store.data().comm);
+            let $bound = $prepare;
+            Box::new(async move {
+                let result: CommResult<$ret> = $call.await.map_err(WitCommError::from);
+                Ok((result,))
+            })
+        })?;
+    };
     ($instance:ident, $name:literal, |$comm:ident, ($($arg:ident),*): $params:ty| -> $ret:ty { $call:expr }) => {
         $instance.func_wrap_async($name, |store, ($($arg,)*): $params| {
             let $comm = std::sync::Arc::clone(&store.data().comm);
@@ -34,17 +53,45 @@ macro_rules! link {
 pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     let mut comm = linker.instance("burst:bcm/comm@0.1.0")?;
     comm.func_wrap("info", |store, (): ()| Ok((store.data().comm.info(),)))?;
-    link!(comm, "send", |c, (dest, tag, data): (u32, u32, Bytes)| -> () { c.send(dest, tag, data) });
+    link!(comm, "send", |store, c, (dest, tag, data): (u32, u32, WasmList<u8>)| -> () {
+        let data = copy_in(&mut store, &data);
+        c.send(dest, tag, data)
+    });
     link!(comm, "recv", |c, (source, tag): (u32, u32)| -> Bytes { c.recv(source, tag) });
-    link!(comm, "broadcast", |c, (root, data): (u32, Option<Bytes>)| -> Bytes { c.broadcast(root, data) });
+    link!(comm, "broadcast", |store, c, (root, data): (u32, Option<WasmList<u8>>)| -> Bytes {
+        let data = data.map(|list| copy_in(&mut store, &list));
+        c.broadcast(root, data)
+    });
     link!(comm, "scatter", |c, (root, parts): (u32, Option<Vec<Bytes>>)| -> Bytes { c.scatter(root, parts) });
-    link!(comm, "gather", |c, (root, data): (u32, Bytes)| -> Option<Vec<Bytes>> { c.gather(root, data) });
-    link!(comm, "all-gather", |c, (data): (Bytes,)| -> Vec<Bytes> { c.all_gather(data) });
+    link!(comm, "gather", |store, c, (root, data): (u32, WasmList<u8>)| -> Option<Vec<Bytes>> {
+        let data = copy_in(&mut store, &data);
+        c.gather(root, data)
+    });
+    link!(comm, "all-gather", |store, c, (data): (WasmList<u8>,)| -> Vec<Bytes> {
+        let data = copy_in(&mut store, &data);
+        c.all_gather(data)
+    });
     link!(comm, "all-to-all", |c, (parts): (Vec<Bytes>,)| -> Vec<Bytes> { c.all_to_all(parts) });
-    link!(comm, "reduce", |c, (root, data, ty, op): (u32, Bytes, Dtype, ReduceOp)| -> Option<Bytes> {
+    link!(comm, "reduce", |store, c, (root, data, ty, op): (u32, WasmList<u8>, Dtype, ReduceOp)| -> Option<Bytes> {
+        let data = copy_in(&mut store, &data);
         c.reduce(root, data, ty, op)
     });
-    link!(comm, "all-reduce", |c, (data, ty, op): (Bytes, Dtype, ReduceOp)| -> Bytes { c.all_reduce(data, ty, op) });
+    link!(comm, "all-reduce", |store, c, (data, ty, op): (WasmList<u8>, Dtype, ReduceOp)| -> Bytes {
+        let data = copy_in(&mut store, &data);
+        c.all_reduce(data, ty, op)
+    });
     link!(comm, "barrier", |c, (): ()| -> () { c.barrier() });
     Ok(())
+}
+
+/// Copies a guest's byte list into the worker's send buffer and splits it off
+/// as a message. Once every holder of the previous message has dropped it,
+/// `reserve` reuses the same allocation.
+fn copy_in(store: &mut StoreContextMut<'_, WorkerState>, list: &WasmList<u8>) -> Bytes {
+    let mut buffer = std::mem::take(&mut store.data_mut().send_buffer);
+    buffer.reserve(list.len());
+    buffer.extend_from_slice(list.as_le_slice(store.as_context()));
+    let message = buffer.split().freeze();
+    store.data_mut().send_buffer = buffer;
+    message
 }
