@@ -14,6 +14,7 @@ const SUMMARY_WORKERS: usize = 16;
 
 pub struct Report<'a> {
     result: &'a FlareResult,
+    burst_size: u32,
     granularity: u32,
     elapsed: Duration,
 }
@@ -38,8 +39,9 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 impl<'a> Report<'a> {
-    pub fn new(result: &'a FlareResult, granularity: u32, elapsed: Duration) -> Self {
-        Self { result, granularity, elapsed }
+    /// A report of `result`, which may hold only the workers of one pack.
+    pub fn new(result: &'a FlareResult, burst_size: u32, granularity: u32, elapsed: Duration) -> Self {
+        Self { result, burst_size, granularity, elapsed }
     }
 
     /// The failure that failed the flare: the earliest recorded, or the
@@ -76,7 +78,7 @@ impl<'a> Report<'a> {
             .collect();
         let mut doc = json!({
             "flare_id": r.flare_id,
-            "burst_size": r.workers.len(),
+            "burst_size": self.burst_size,
             "granularity": self.granularity,
             "status": if self.failure().is_some() { "failed" } else { "succeeded" },
             "outputs": outputs,
@@ -91,14 +93,15 @@ impl<'a> Report<'a> {
 
     pub fn summary(&self) -> String {
         let r = self.result;
-        let packs = r.workers.last().map_or(0, |w| w.pack_id + 1);
+        let packs = self.burst_size.div_ceil(self.granularity);
         let status = if self.failure().is_some() { "FAILED" } else { "succeeded" };
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "flare {}: {} workers in {packs} packs of up to {} {status} in {:.1} ms",
+            "flare {}: {} of {} workers in {packs} packs of up to {} {status} in {:.1} ms",
             r.flare_id,
             r.workers.len(),
+            self.burst_size,
             self.granularity,
             self.elapsed.as_secs_f64() * 1e3
         );

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
+use burst_host::comm::{Backend, RedisBackend, RedisOptions};
 use burst_host::{FlareSpec, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
-use clap::{ArgGroup, Args};
+use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::report;
 
@@ -47,6 +49,29 @@ pub struct RunArgs {
     /// Directory of compiled artifacts [default: $BURST_CACHE_DIR, or ~/.cache/burst].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// How packs talk to each other.
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    backend: BackendKind,
+    /// URL of the broker of `--backend redis`.
+    #[arg(long, env = "BURST_BROKER_URL", default_value = "redis://127.0.0.1:6379")]
+    broker_url: String,
+    /// Run only this pack of the flare; the other packs run in other
+    /// processes with the same --flare-id, --workers, --granularity and
+    /// broker.
+    #[arg(long, requires = "flare_id")]
+    pack: Option<u32>,
+    /// Payload bytes per frame sent through a broker.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_BYTES)]
+    chunk_bytes: usize,
+}
+
+/// The path between packs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    /// An in-process broker (every pack in this process).
+    Memory,
+    /// A Redis server.
+    Redis,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -75,8 +100,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let started = Instant::now();
-        let result = burst_host::run_flare(&runtime, &program, &spec).await?;
-        let report = report::Report::new(&result, granularity, started.elapsed());
+        let result = match (args.backend, args.pack) {
+            (BackendKind::Memory, None) => burst_host::run_flare(&runtime, &program, &spec).await?,
+            (BackendKind::Memory, Some(_)) => bail!("--pack needs a broker: add --backend redis"),
+            (BackendKind::Redis, pack) => {
+                let options = RedisOptions {
+                    url: args.broker_url.clone(),
+                    chunk_bytes: args.chunk_bytes,
+                    deadline: spec.deadline,
+                };
+                let pack_count = spec.layout.pack_count();
+                let connect = |pack_id| RedisBackend::connect(&spec.flare_id, pack_id, pack_count, options.clone());
+                match pack {
+                    Some(pack_id) => {
+                        let backend: Arc<dyn Backend> = Arc::new(connect(pack_id).await?);
+                        burst_host::run_pack(&runtime, &program, &spec, pack_id, backend).await?
+                    }
+                    None => {
+                        let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+                        for pack_id in 0..pack_count {
+                            backends.push(Arc::new(connect(pack_id).await?));
+                        }
+                        burst_host::run_flare_over(&runtime, &program, &spec, backends).await?
+                    }
+                }
+            }
+        };
+        let report = report::Report::new(&result, args.workers, granularity, started.elapsed());
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report.to_json())?);
         } else {

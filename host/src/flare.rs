@@ -79,24 +79,51 @@ pub enum SpecError {
 /// [`SpecError`] when the inputs do not match the layout. Worker failures
 /// are reported in the [`FlareResult`], not as errors.
 pub async fn run_flare(runtime: &Arc<Runtime>, program: &Program, spec: &FlareSpec) -> Result<FlareResult, SpecError> {
-    check_inputs(spec)?;
-    let deadline = Instant::now() + spec.deadline;
     let broker = MemoryBroker::new(spec.layout.pack_count());
-    let mut running = Vec::new();
-    for pack_id in 0..spec.layout.pack_count() {
-        running.push(start_pack(runtime, program, spec, pack_id, broker.endpoint(pack_id)?, deadline));
+    let backends = (0..spec.layout.pack_count()).map(|p| broker.endpoint(p)).collect::<Result<_, _>>()?;
+    run_flare_over(runtime, program, spec, backends).await
+}
+
+/// Runs every pack of a flare in this process, pack `p` talking through
+/// `backends[p]` (for example one Redis endpoint per pack).
+///
+/// # Errors
+/// [`SpecError`] when the inputs do not match the layout or there is not
+/// one backend per pack.
+pub async fn run_flare_over(
+    runtime: &Arc<Runtime>,
+    program: &Program,
+    spec: &FlareSpec,
+    backends: Vec<Arc<dyn Backend>>,
+) -> Result<FlareResult, SpecError> {
+    check_inputs(spec)?;
+    let pack_count = spec.layout.pack_count();
+    if backends.len() != pack_count as usize {
+        return Err(SpecError::NoSuchPack { pack_id: backends.len() as u32, pack_count });
     }
+    let deadline = Instant::now() + spec.deadline;
+    let running: Vec<RunningPack> = (0..pack_count)
+        .zip(backends)
+        .map(|(pack_id, backend)| start_pack(runtime, program, spec, pack_id, backend, deadline))
+        .collect();
     let mut result = FlareResult {
         flare_id: spec.flare_id.clone(),
         workers: Vec::new(),
         bytes: ByteCounts::default(),
         failure: None,
     };
+    let mut packs = Vec::with_capacity(running.len());
     for pack in running {
-        let (workers, bytes, failure) = pack.finish().await;
+        let (workers, bytes, failure, pack) = pack.finish().await;
         result.workers.extend(workers);
         result.bytes += bytes;
         result.failure = earliest(result.failure, failure);
+        packs.push(pack);
+    }
+    // Closed only now: a pack that failed may have told packs that had
+    // already finished, and what it told them must go too.
+    for pack in packs {
+        pack.close().await;
     }
     Ok(result)
 }
@@ -120,7 +147,8 @@ pub async fn run_pack(
         return Err(SpecError::NoSuchPack { pack_id, pack_count });
     }
     let deadline = Instant::now() + spec.deadline;
-    let (workers, bytes, failure) = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
+    let (workers, bytes, failure, pack) = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
+    pack.close().await;
     Ok(FlareResult { flare_id: spec.flare_id.clone(), workers, bytes, failure })
 }
 
@@ -171,7 +199,9 @@ fn start_pack(
 }
 
 impl RunningPack {
-    async fn finish(self) -> (Vec<WorkerResult>, ByteCounts, Option<Failure>) {
+    /// Waits for every worker; returns their results, the pack's byte
+    /// counts and failure, and the pack (to close once the flare is over).
+    async fn finish(self) -> (Vec<WorkerResult>, ByteCounts, Option<Failure>, Arc<PackComm>) {
         let mut results = Vec::with_capacity(self.workers.len());
         for (worker_id, task) in self.workers {
             let result = task.await.unwrap_or_else(|error| {
@@ -195,7 +225,8 @@ impl RunningPack {
             results.push(result);
         }
         self.pump.abort();
-        (results, self.pack.bytes(), self.pack.failure().cloned())
+        let (bytes, failure) = (self.pack.bytes(), self.pack.failure().cloned());
+        (results, bytes, failure, self.pack)
     }
 }
 

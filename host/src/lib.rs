@@ -23,7 +23,7 @@ pub mod result;
 
 pub use bindings::{Dtype, ReduceOp};
 pub use engine::{Runtime, RuntimeConfig};
-pub use flare::{FlareSpec, SpecError, run_flare, run_pack};
+pub use flare::{FlareSpec, SpecError, run_flare, run_flare_over, run_pack};
 pub use layout::{LayoutError, PackLayout, PackRange};
 pub use program::{LoadError, Program};
 pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};

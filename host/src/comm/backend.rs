@@ -55,4 +55,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Tells every other pack that the flare failed.
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// Deletes what this pack holds in the medium; called when the pack's
+    /// workers have all ended, on success and on failure.
+    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>>;
 }

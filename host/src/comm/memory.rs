@@ -81,6 +81,10 @@ impl Backend for Endpoint {
         Box::pin(async move { self.inbox.lock().await.recv().await.ok_or(BackendError::Closed) })
     }
 
+    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             for pack in self.broker.others(self.pack_id) {

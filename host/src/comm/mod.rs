@@ -15,10 +15,12 @@
 mod backend;
 mod envelope;
 mod error;
+pub mod frame;
 mod mailbox;
 mod memory;
 mod pack;
 pub mod plan;
+pub mod redis;
 mod reduce;
 mod worker;
 
@@ -28,5 +30,6 @@ pub use error::CommError;
 pub use mailbox::{Delivered, Mailbox, Take};
 pub use memory::MemoryBroker;
 pub use pack::PackComm;
+pub use redis::{RedisBackend, RedisOptions};
 pub use reduce::{ReduceError, fold};
 pub use worker::WorkerComm;

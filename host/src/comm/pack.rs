@@ -267,6 +267,14 @@ impl PackComm {
         output
     }
 
+    /// Deletes what this pack holds in the backend. Called once every
+    /// worker of the pack has ended.
+    pub async fn close(&self) {
+        if let Err(error) = self.backend.close().await {
+            tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "could not clean up the backend");
+        }
+    }
+
     /// Starts the task that moves what the backend receives into the mailbox.
     /// It ends when the flare fails or when the returned handle is aborted.
     pub fn spawn_pump(self: &Arc<Self>) -> JoinHandle<()> {

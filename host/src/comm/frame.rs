@@ -1,0 +1,380 @@
+//! The wire format of what crosses packs through a broker, and reassembly.
+//!
+//! A message is split into chunks; each chunk travels as one frame with an
+//! explicit little-endian header:
+//!
+//! ```text
+//! magic u8 | version u8 | kind u8 | flare-id length u8 | flare id (utf-8)
+//! tag u32 | seq u64 | source u32 | dest u32
+//! chunk index u32 | chunk count u32 | total length u64 | chunk bytes...
+//! ```
+//!
+//! `kind` is a [`Kind`] code, or [`ABORT`] for a frame whose body is a JSON
+//! [`Failure`] (always one chunk). Decoding checks every field before it
+//! allocates; the reassembler stores only chunks that actually arrived, drops
+//! duplicates (brokers deliver at least once), and accepts a message only
+//! when its chunks add up to the announced length.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Envelope, Kind};
+use crate::Failure;
+
+/// First byte of every frame.
+pub const MAGIC: u8 = 0xB5;
+/// Version of this format.
+pub const VERSION: u8 = 1;
+/// Kind code of an abort frame.
+pub const ABORT: u8 = 0xFF;
+/// Longest flare id a frame carries.
+pub const MAX_FLARE_ID: usize = 128;
+/// Largest message a peer may announce: a guest's linear memory is at most
+/// 4 GiB, so nothing legitimate is larger, and a lying length can never
+/// make us reserve more.
+pub const MAX_MESSAGE_BYTES: u64 = 1 << 32;
+/// Largest abort body; a failure is a short message.
+pub const MAX_ABORT_BYTES: usize = 64 << 10;
+/// Default chunk size.
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+
+const FIXED_HEADER: usize = 4 + 4 + 8 + 4 + 4 + 4 + 4 + 8;
+
+/// Why a frame or a message is rejected.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Fewer bytes than the header needs.
+    #[error("frame of {0} bytes is truncated")]
+    Truncated(usize),
+    /// Wrong magic byte or version.
+    #[error("not a burst frame (magic {magic:#x}, version {version})")]
+    NotAFrame {
+        /// The first byte.
+        magic: u8,
+        /// The second byte.
+        version: u8,
+    },
+    /// An unknown kind code.
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    /// The frame belongs to another flare.
+    #[error("frame of flare {0:?} reached another flare")]
+    WrongFlare(String),
+    /// Chunk fields that cannot be right.
+    #[error("inconsistent chunk: {0}")]
+    Inconsistent(String),
+    /// An abort frame whose body is not a failure.
+    #[error("malformed abort: {0}")]
+    BadAbort(String),
+}
+
+/// A decoded frame.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    /// One chunk of a message.
+    Chunk(Chunk),
+    /// Another pack failed the flare.
+    Abort(Failure),
+}
+
+/// One chunk of a message.
+#[derive(Debug, PartialEq)]
+pub struct Chunk {
+    /// The message's address.
+    pub envelope: Envelope,
+    /// Position of this chunk.
+    pub index: u32,
+    /// Number of chunks of the message.
+    pub count: u32,
+    /// Length of the whole message.
+    pub total_len: u64,
+    /// This chunk's bytes.
+    pub bytes: Bytes,
+}
+
+fn put_header(out: &mut BytesMut, kind: u8, flare_id: &str, envelope: &Envelope, index: u32, count: u32, total: u64) {
+    out.put_u8(MAGIC);
+    out.put_u8(VERSION);
+    out.put_u8(kind);
+    out.put_u8(flare_id.len() as u8);
+    out.put_slice(flare_id.as_bytes());
+    out.put_u32_le(envelope.tag);
+    out.put_u64_le(envelope.seq);
+    out.put_u32_le(envelope.source);
+    out.put_u32_le(envelope.dest);
+    out.put_u32_le(index);
+    out.put_u32_le(count);
+    out.put_u64_le(total);
+}
+
+/// Splits a message into frames of at most `chunk_bytes` payload each; an
+/// empty message is one frame. `flare_id` must be at most
+/// [`MAX_FLARE_ID`] bytes (callers check it once per flare).
+pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<Bytes> {
+    debug_assert!(flare_id.len() <= MAX_FLARE_ID);
+    let chunk_bytes = chunk_bytes.max(1);
+    let count = payload.len().div_ceil(chunk_bytes).max(1);
+    (0..count)
+        .map(|index| {
+            let part =
+                &payload[(index * chunk_bytes).min(payload.len())..((index + 1) * chunk_bytes).min(payload.len())];
+            let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + part.len());
+            put_header(
+                &mut out,
+                envelope.kind as u8,
+                flare_id,
+                envelope,
+                index as u32,
+                count as u32,
+                payload.len() as u64,
+            );
+            out.put_slice(part);
+            out.freeze()
+        })
+        .collect()
+}
+
+/// The frame that tells other packs the flare failed.
+pub fn encode_abort(flare_id: &str, failure: &Failure) -> Bytes {
+    let body = serde_json::to_vec(failure).unwrap_or_default();
+    let envelope = Envelope::collective(Kind::Direct, 0, 0, 0);
+    let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + body.len());
+    put_header(&mut out, ABORT, flare_id, &envelope, 0, 1, body.len() as u64);
+    out.put_slice(&body);
+    out.freeze()
+}
+
+/// Reads fixed-size fields from the front of a buffer.
+struct Reader<'a> {
+    rest: &'a [u8],
+    len: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(FrameError::Truncated(self.len))?;
+        self.rest = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+}
+
+/// Decodes one frame of flare `flare_id`. The chunk's bytes share `frame`'s
+/// buffer (no copy).
+///
+/// # Errors
+/// [`FrameError`] naming the first field that is wrong.
+pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
+    let mut r = Reader { rest: frame, len: frame.len() };
+    let (magic, version) = (r.u8()?, r.u8()?);
+    if magic != MAGIC || version != VERSION {
+        return Err(FrameError::NotAFrame { magic, version });
+    }
+    let kind_code = r.u8()?;
+    let id_len = usize::from(r.u8()?);
+    if r.rest.len() < id_len {
+        return Err(FrameError::Truncated(frame.len()));
+    }
+    let (id, rest) = r.rest.split_at(id_len);
+    r.rest = rest;
+    if id != flare_id.as_bytes() {
+        return Err(FrameError::WrongFlare(String::from_utf8_lossy(id).into_owned()));
+    }
+    let (tag, seq, source, dest) = (r.u32()?, r.u64()?, r.u32()?, r.u32()?);
+    let (index, count, total_len) = (r.u32()?, r.u32()?, r.u64()?);
+    let body = frame.slice(frame.len() - r.rest.len()..);
+    if kind_code == ABORT {
+        if body.len() > MAX_ABORT_BYTES {
+            return Err(FrameError::BadAbort(format!("{} bytes", body.len())));
+        }
+        let failure = serde_json::from_slice(&body).map_err(|e| FrameError::BadAbort(e.to_string()))?;
+        return Ok(Frame::Abort(failure));
+    }
+    let kind = Kind::from_code(kind_code).ok_or(FrameError::UnknownKind(kind_code))?;
+    if total_len > MAX_MESSAGE_BYTES {
+        return Err(FrameError::Inconsistent(format!("message of {total_len} bytes is above the maximum")));
+    }
+    if count == 0 || index >= count {
+        return Err(FrameError::Inconsistent(format!("chunk {index} of {count}")));
+    }
+    if body.len() as u64 > total_len || u64::from(count) > total_len.max(1) {
+        return Err(FrameError::Inconsistent(format!(
+            "chunk of {} bytes, {count} chunks, for a message of {total_len} bytes",
+            body.len()
+        )));
+    }
+    let envelope = Envelope { kind, tag, seq, source, dest };
+    Ok(Frame::Chunk(Chunk { envelope, index, count, total_len, bytes: body }))
+}
+
+struct Partial {
+    count: u32,
+    total_len: u64,
+    received_bytes: u64,
+    chunks: BTreeMap<u32, Bytes>,
+}
+
+/// Puts messages back together from chunks that arrive in any order, any
+/// number of times.
+#[derive(Default)]
+pub struct Reassembler {
+    partial: HashMap<Envelope, Partial>,
+    complete: HashSet<Envelope>,
+}
+
+impl Reassembler {
+    /// Adds a chunk; returns the message once its last chunk arrived.
+    /// Chunks of a message already returned are dropped.
+    ///
+    /// # Errors
+    /// [`FrameError::Inconsistent`] when chunks of one message disagree on
+    /// its shape or add up to more than its length.
+    pub fn add(&mut self, chunk: Chunk) -> Result<Option<(Envelope, Bytes)>, FrameError> {
+        if self.complete.contains(&chunk.envelope) {
+            return Ok(None);
+        }
+        if chunk.count == 1 {
+            if chunk.bytes.len() as u64 != chunk.total_len {
+                return Err(FrameError::Inconsistent(format!(
+                    "single chunk of {} bytes for a message of {}",
+                    chunk.bytes.len(),
+                    chunk.total_len
+                )));
+            }
+            self.complete.insert(chunk.envelope);
+            return Ok(Some((chunk.envelope, chunk.bytes)));
+        }
+        let partial = self.partial.entry(chunk.envelope).or_insert_with(|| Partial {
+            count: chunk.count,
+            total_len: chunk.total_len,
+            received_bytes: 0,
+            chunks: BTreeMap::new(),
+        });
+        if (partial.count, partial.total_len) != (chunk.count, chunk.total_len) {
+            return Err(FrameError::Inconsistent(format!(
+                "chunks of one message announce {} chunks / {} bytes and {} chunks / {} bytes",
+                partial.count, partial.total_len, chunk.count, chunk.total_len
+            )));
+        }
+        if partial.chunks.contains_key(&chunk.index) {
+            return Ok(None);
+        }
+        partial.received_bytes += chunk.bytes.len() as u64;
+        if partial.received_bytes > partial.total_len {
+            return Err(FrameError::Inconsistent(format!("chunks add up to more than {} bytes", partial.total_len)));
+        }
+        partial.chunks.insert(chunk.index, chunk.bytes);
+        if partial.chunks.len() < partial.count as usize {
+            return Ok(None);
+        }
+        let Some(partial) = self.partial.remove(&chunk.envelope) else { return Ok(None) };
+        if partial.received_bytes != partial.total_len {
+            return Err(FrameError::Inconsistent(format!(
+                "chunks add up to {} bytes, the message has {}",
+                partial.received_bytes, partial.total_len
+            )));
+        }
+        let mut message = BytesMut::with_capacity(partial.received_bytes as usize);
+        for bytes in partial.chunks.values() {
+            message.put_slice(bytes);
+        }
+        self.complete.insert(chunk.envelope);
+        Ok(Some((chunk.envelope, message.freeze())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind;
+
+    const FLARE: &str = "flare-7";
+
+    fn payload(len: usize) -> Bytes {
+        Bytes::from((0..len).map(|i| (i * 7 + i / 251) as u8).collect::<Vec<u8>>())
+    }
+
+    fn chunks_of(frames: &[Bytes]) -> Vec<Chunk> {
+        frames
+            .iter()
+            .map(|f| match decode(f, FLARE).expect("valid frame") {
+                Frame::Chunk(chunk) => chunk,
+                Frame::Abort(_) => panic!("not an abort"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_round_trip_in_any_order_with_duplicates() {
+        let envelope = Envelope::direct(3, 9, 1, 2);
+        for (len, chunk) in [(0, 4), (1, 4), (10, 4), (12, 4), (1000, 1000), (1001, 64)] {
+            let message = payload(len);
+            let frames = encode_message(FLARE, &envelope, &message, chunk);
+            assert_eq!(frames.len(), len.div_ceil(chunk).max(1));
+            let mut chunks = chunks_of(&frames);
+            chunks.reverse();
+            let duplicates = chunks_of(&frames);
+            let mut reassembler = Reassembler::default();
+            let mut done = Vec::new();
+            for chunk in chunks.into_iter().chain(duplicates) {
+                if let Some(result) = reassembler.add(chunk).expect("consistent") {
+                    done.push(result);
+                }
+            }
+            assert_eq!(done, vec![(envelope, message)], "len {len} chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn aborts_carry_the_failure() {
+        let failure = Failure::new(Some(4), FailureKind::Trap, "boom");
+        assert_eq!(decode(&encode_abort(FLARE, &failure), FLARE), Ok(Frame::Abort(failure)));
+    }
+
+    #[test]
+    fn malformed_frames_are_typed_errors() {
+        let frame = encode_message(FLARE, &Envelope::direct(0, 0, 0, 1), &payload(10), 4).remove(0);
+        for cut in 0..frame.len() - 4 {
+            assert!(decode(&frame.slice(..cut), FLARE).is_err(), "cut at {cut}");
+        }
+        assert_eq!(decode(&frame, "other"), Err(FrameError::WrongFlare(FLARE.into())));
+        let mut bad = frame.to_vec();
+        bad[0] = 0;
+        assert!(matches!(decode(&Bytes::from(bad), FLARE), Err(FrameError::NotAFrame { .. })));
+        let mut bad = frame.to_vec();
+        bad[2] = 42;
+        assert_eq!(decode(&Bytes::from(bad), FLARE), Err(FrameError::UnknownKind(42)));
+        let lying_total = {
+            let mut out = BytesMut::new();
+            put_header(&mut out, 1, FLARE, &Envelope::direct(0, 0, 0, 1), 0, 2, MAX_MESSAGE_BYTES + 1);
+            out.freeze()
+        };
+        assert!(matches!(decode(&lying_total, FLARE), Err(FrameError::Inconsistent(_))));
+        let lying_count = {
+            let mut out = BytesMut::new();
+            put_header(&mut out, 1, FLARE, &Envelope::direct(0, 0, 0, 1), 5, 3, 100);
+            out.freeze()
+        };
+        assert!(matches!(decode(&lying_count, FLARE), Err(FrameError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn chunks_that_disagree_are_rejected() {
+        let envelope = Envelope::direct(0, 0, 0, 1);
+        let a = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 4));
+        let b = chunks_of(&encode_message(FLARE, &envelope, &payload(12), 4));
+        let mut reassembler = Reassembler::default();
+        let mut a = a.into_iter();
+        assert_eq!(reassembler.add(a.next().expect("chunk")).expect("first"), None);
+        assert!(matches!(reassembler.add(b.into_iter().nth(1).expect("chunk")), Err(FrameError::Inconsistent(_))));
+    }
+}
