@@ -11,4 +11,5 @@ mod failures;
 mod misuse;
 mod primitives;
 mod programs;
+mod redis_backend;
 mod semantics;
