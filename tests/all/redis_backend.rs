@@ -44,17 +44,10 @@ async fn run_over_redis(
     chunk: usize,
     deadline: Duration,
 ) -> FlareResult {
-    let flare_id = unique_flare_id("flare");
-    let layout = Arc::new(PackLayout::homogeneous(n, g).expect("valid"));
-    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
-    for pack in 0..layout.pack_count() {
-        let backend = RedisBackend::connect(&flare_id, pack, layout.pack_count(), options(chunk, deadline)).await;
-        backends.push(Arc::new(backend.expect("connects")));
-    }
-    let input = Bytes::from(serde_json::to_vec(input).expect("JSON"));
-    let spec = FlareSpec { flare_id: flare_id.clone(), layout, inputs: vec![input; n as usize], deadline };
+    let (mut spec, backends) = connect_all(REDIS, n, g, chunk, deadline).await;
+    spec.inputs = vec![Bytes::from(serde_json::to_vec(input).expect("JSON")); n as usize];
     let result = burst_host::run_flare_over(runtime(), program, &spec, backends).await.expect("valid spec");
-    assert_eq!(flare_keys(&flare_id).await, Vec::<String>::new(), "the flare left keys behind");
+    assert_eq!(flare_keys(&spec.flare_id).await, Vec::<String>::new(), "the flare left keys behind");
     result
 }
 
@@ -146,17 +139,9 @@ async fn a_failure_in_one_pack_releases_every_pack_through_redis() {
 
 #[tokio::test]
 async fn garbage_in_an_inbox_fails_the_flare_with_a_protocol_error() {
-    let flare_id = unique_flare_id("garbage");
-    let layout = Arc::new(PackLayout::homogeneous(4, 2).expect("valid"));
-    let deadline = Duration::from_secs(30);
-    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
-    for pack in 0..2 {
-        backends.push(Arc::new(
-            RedisBackend::connect(&flare_id, pack, 2, options(1 << 20, deadline)).await.expect("connects"),
-        ));
-    }
-    let input = Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#);
-    let spec = FlareSpec { flare_id: flare_id.clone(), layout, inputs: vec![input; 4], deadline };
+    let (mut spec, backends) = connect_all(REDIS, 4, 2, 1 << 20, Duration::from_secs(30)).await;
+    spec.inputs = vec![Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#); 4];
+    let flare_id = spec.flare_id.clone();
     let key = inbox_key(&flare_id, 1);
     let writer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -173,16 +158,13 @@ async fn garbage_in_an_inbox_fails_the_flare_with_a_protocol_error() {
 
 #[tokio::test]
 async fn an_unreachable_broker_is_an_error_naming_its_url() {
-    let options =
+    let unreachable =
         RedisOptions { url: "redis://127.0.0.1:1".into(), chunk_bytes: 1024, deadline: Duration::from_secs(5) };
-    let error = RedisBackend::connect("unreachable", 0, 2, options).await.err().expect("nothing listens on port 1");
+    let error = RedisBackend::connect("unreachable", 0, 2, unreachable).await.err().expect("nothing listens on port 1");
     assert!(matches!(&error, BackendError::Io(m) if m.contains("redis at redis://127.0.0.1:1")), "{error}");
-    let bad_id = RedisBackend::connect("a:b", 0, 2, options_for_tests()).await.err().expect("refused");
+    let bad_id =
+        RedisBackend::connect("a:b", 0, 2, options(1024, Duration::from_secs(5))).await.err().expect("refused");
     assert!(matches!(bad_id, BackendError::Protocol(_)));
-}
-
-fn options_for_tests() -> RedisOptions {
-    options(1024, Duration::from_secs(5))
 }
 
 #[test]
@@ -194,4 +176,101 @@ fn the_cli_names_an_unreachable_broker() {
         .expect("burst runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("redis at redis://127.0.0.1:1"));
+}
+
+#[tokio::test]
+async fn receivers_blocked_on_the_broker_never_starve_a_send() {
+    // Packs of 3, 3 and 1: two whole packs wait in `recv` on Redis while the
+    // last worker, alone in its pack, still has to send.
+    let input = json!({ "scenario": "comm_all_wait_one_sends" });
+    let result = run_over_redis(fixtures(), 7, 3, &input, 1 << 20, Duration::from_secs(60)).await;
+    let outputs = outputs(&result);
+    for (w, output) in (0..6u64).zip(&outputs) {
+        assert_eq!(output, &json!([w * 3]));
+    }
+    assert_eq!(outputs[6], json!([]));
+}
+
+/// A private redis-server on a free loopback port, so that a test can kill
+/// it without disturbing the tests that share the main one.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the private redis-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects every pack of a flare of `n` workers in packs of `g` to `url`.
+async fn connect_all(
+    url: &str,
+    n: u32,
+    g: u32,
+    chunk: usize,
+    deadline: Duration,
+) -> (FlareSpec, Vec<Arc<dyn Backend>>) {
+    let flare_id = unique_flare_id("private");
+    let layout = Arc::new(PackLayout::homogeneous(n, g).expect("valid"));
+    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+    for pack in 0..layout.pack_count() {
+        let options = RedisOptions { url: url.to_owned(), chunk_bytes: chunk, deadline };
+        let backend = RedisBackend::connect(&flare_id, pack, layout.pack_count(), options).await;
+        backends.push(Arc::new(backend.expect("connects")));
+    }
+    (FlareSpec { flare_id, layout, inputs: Vec::new(), deadline }, backends)
+}
+
+#[tokio::test]
+async fn a_broker_that_dies_mid_flare_fails_the_flare_and_a_restarted_one_serves_the_next() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let server = PrivateRedis::start(port);
+    let deadline = Duration::from_secs(30);
+    let program = fixtures();
+    let (mut spec, backends) = connect_all(&server.url(), 4, 2, 1 << 20, deadline).await;
+    spec.inputs = vec![Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#); 4];
+    let killer = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        drop(server);
+    });
+    let result = burst_host::run_flare_over(runtime(), program, &spec, backends).await.expect("valid spec");
+    killer.await.expect("killer");
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!(failure.kind, FailureKind::Backend, "{failure}");
+    for w in &result.workers {
+        assert!(w.outcome.is_err());
+        assert!(w.end_us <= failure.at_us + 1_000_000, "worker {} ended late", w.worker_id);
+    }
+    let server = PrivateRedis::start(port);
+    let (mut spec, backends) = connect_all(&server.url(), 4, 2, 1 << 20, deadline).await;
+    spec.inputs = vec![Bytes::from_static(b"null"); 4];
+    let result = burst_host::run_flare_over(runtime(), hello(), &spec, backends).await.expect("valid spec");
+    assert_eq!(outputs(&result)[3]["sum_of_ids"], 6);
+    drop(server);
 }
