@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
-use burst_host::comm::{Backend, RedisBackend, RedisOptions};
+use burst_host::comm::{self, BrokerKind, BrokerOptions};
 use burst_host::{FlareSpec, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use clap::{ArgGroup, Args, ValueEnum};
@@ -52,9 +52,10 @@ pub struct RunArgs {
     /// How packs talk to each other.
     #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
     backend: BackendKind,
-    /// URL of the broker of `--backend redis`.
-    #[arg(long, env = "BURST_BROKER_URL", default_value = "redis://127.0.0.1:6379")]
-    broker_url: String,
+    /// URL of the broker [default: redis://127.0.0.1:6379 or
+    /// amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long, env = "BURST_BROKER_URL")]
+    broker_url: Option<String>,
     /// Run only this pack of the flare; the other packs run in other
     /// processes with the same --flare-id, --workers, --granularity and
     /// broker.
@@ -72,6 +73,8 @@ enum BackendKind {
     Memory,
     /// A Redis server.
     Redis,
+    /// A RabbitMQ broker.
+    Rabbitmq,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -102,24 +105,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let result = match (args.backend, args.pack) {
             (BackendKind::Memory, None) => burst_host::run_flare(&runtime, &program, &spec).await?,
-            (BackendKind::Memory, Some(_)) => bail!("--pack needs a broker: add --backend redis"),
-            (BackendKind::Redis, pack) => {
-                let options = RedisOptions {
-                    url: args.broker_url.clone(),
+            (BackendKind::Memory, Some(_)) => bail!("--pack needs a broker: add --backend redis or rabbitmq"),
+            (broker, pack) => {
+                let kind = if broker == BackendKind::Redis { BrokerKind::Redis } else { BrokerKind::RabbitMq };
+                let options = BrokerOptions {
+                    kind,
+                    url: args.broker_url.clone().unwrap_or_else(|| kind.default_url().to_owned()),
                     chunk_bytes: args.chunk_bytes,
                     deadline: spec.deadline,
                 };
                 let pack_count = spec.layout.pack_count();
-                let connect = |pack_id| RedisBackend::connect(&spec.flare_id, pack_id, pack_count, options.clone());
                 match pack {
                     Some(pack_id) => {
-                        let backend: Arc<dyn Backend> = Arc::new(connect(pack_id).await?);
+                        let backend = comm::connect(&options, &spec.flare_id, pack_id, pack_count).await?;
                         burst_host::run_pack(&runtime, &program, &spec, pack_id, backend).await?
                     }
                     None => {
-                        let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+                        let mut backends = Vec::new();
                         for pack_id in 0..pack_count {
-                            backends.push(Arc::new(connect(pack_id).await?));
+                            backends.push(comm::connect(&options, &spec.flare_id, pack_id, pack_count).await?);
                         }
                         burst_host::run_flare_over(&runtime, &program, &spec, backends).await?
                     }

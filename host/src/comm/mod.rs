@@ -13,6 +13,7 @@
 //! plan) lives in modules that do no I/O and are unit-tested on their own.
 
 mod backend;
+mod broker;
 mod envelope;
 mod error;
 pub mod frame;
@@ -20,16 +21,19 @@ mod mailbox;
 mod memory;
 mod pack;
 pub mod plan;
+pub mod rabbitmq;
 pub mod redis;
 mod reduce;
 mod worker;
 
 pub use backend::{Backend, BackendError, BoxFuture, Inbound};
+pub use broker::{BrokerKind, BrokerOptions, connect};
 pub use envelope::{EVERY_PACK, Envelope, Kind};
 pub use error::CommError;
 pub use mailbox::{Delivered, Mailbox, Take};
 pub use memory::MemoryBroker;
 pub use pack::PackComm;
-pub use redis::{RedisBackend, RedisOptions};
+pub use rabbitmq::RabbitBackend;
+pub use redis::RedisBackend;
 pub use reduce::{ReduceError, fold};
 pub use worker::WorkerComm;

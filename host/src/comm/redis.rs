@@ -18,7 +18,7 @@ use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 
 use super::frame::{self, Frame, MAX_FLARE_ID, Reassembler};
-use super::{Backend, BackendError, BoxFuture, Envelope, Inbound};
+use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
 use crate::Failure;
 
 /// How long one `BLPOP` waits before it is issued again; bounds how long a
@@ -28,24 +28,12 @@ const POLL_SECONDS: f64 = 1.0;
 /// Extra lifetime of a flare's keys beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
-/// How a pack reaches Redis.
-#[derive(Clone, Debug)]
-pub struct RedisOptions {
-    /// `redis://host:port[/db]`.
-    pub url: String,
-    /// Payload bytes per frame.
-    pub chunk_bytes: usize,
-    /// The flare's deadline; keys expire this long plus a margin after the
-    /// last push.
-    pub deadline: Duration,
-}
-
 /// One pack's endpoint on Redis.
 pub struct RedisBackend {
     flare_id: String,
     pack_id: u32,
     pack_count: u32,
-    options: RedisOptions,
+    options: BrokerOptions,
     sender: MultiplexedConnection,
     receiver: tokio::sync::Mutex<MultiplexedConnection>,
     reassembler: Mutex<Reassembler>,
@@ -88,7 +76,7 @@ impl RedisBackend {
         flare_id: &str,
         pack_id: u32,
         pack_count: u32,
-        options: RedisOptions,
+        options: BrokerOptions,
     ) -> Result<Self, BackendError> {
         check_flare_id(flare_id)?;
         let url = options.url.as_str();

@@ -1,0 +1,226 @@
+//! The RabbitMQ backend: packs of a flare talk through one RabbitMQ broker.
+//!
+//! Every pack has one queue, `burst.{flare_id}.pack.{pack_id}`, reached
+//! through the default (direct) exchange by its name. A publisher declares
+//! the destination queue before its first message to it (declaration is
+//! idempotent), so nothing is lost when the receiving process starts later.
+//! Publishes wait for the broker's confirm; the pack consumes its queue on a
+//! channel of its own with a bounded prefetch and acks a frame only after the
+//! reassembler has stored it. Queues expire when unused for the flare's
+//! deadline plus a margin (`x-expires`) as a backstop, and a pack deletes its
+//! queue when it closes. A publish to every other pack is one message per
+//! pack, so each pack reads it once.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::StreamExt as _;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+
+use super::frame::{self, Frame, Reassembler};
+use super::redis::check_flare_id;
+use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
+use crate::Failure;
+
+/// Unacknowledged frames the broker may push to a pack at once; bounds the
+/// memory a pack spends on frames it has not stored yet.
+const PREFETCH: u16 = 64;
+
+/// Extra lifetime of a flare's queues beyond its deadline.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// One pack's endpoint on RabbitMQ.
+pub struct RabbitBackend {
+    flare_id: String,
+    pack_id: u32,
+    pack_count: u32,
+    options: BrokerOptions,
+    connection: Connection,
+    publisher: Channel,
+    declared: tokio::sync::Mutex<HashSet<u32>>,
+    consumer: tokio::sync::Mutex<Consumer>,
+    reassembler: Mutex<Reassembler>,
+}
+
+/// The queue of `pack_id` in flare `flare_id`.
+pub fn queue_name(flare_id: &str, pack_id: u32) -> String {
+    format!("burst.{flare_id}.pack.{pack_id}")
+}
+
+fn io_error(url: &str) -> impl Fn(lapin::Error) -> BackendError + '_ {
+    move |error| BackendError::Io(format!("rabbitmq at {url}: {error}"))
+}
+
+impl RabbitBackend {
+    /// Connects pack `pack_id` of a flare of `pack_count` packs, declares its
+    /// queue and starts consuming it.
+    ///
+    /// # Errors
+    /// [`BackendError::Io`] naming the URL when the broker cannot be reached;
+    /// [`BackendError::Protocol`] for an unusable flare id.
+    pub async fn connect(
+        flare_id: &str,
+        pack_id: u32,
+        pack_count: u32,
+        options: BrokerOptions,
+    ) -> Result<Self, BackendError> {
+        check_flare_id(flare_id)?;
+        let url = options.url.clone();
+        let failed = io_error(&url);
+        let connect = Connection::connect(&url, ConnectionProperties::default());
+        let connection = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| BackendError::Io(format!("rabbitmq at {url}: no answer within 10 s")))?
+            .map_err(&failed)?;
+        let publisher = connection.create_channel().await.map_err(&failed)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(&failed)?;
+        let receiving = connection.create_channel().await.map_err(&failed)?;
+        receiving.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(&failed)?;
+        let backend_queue = queue_name(flare_id, pack_id);
+        declare(&receiving, &backend_queue, options.deadline).await.map_err(&failed)?;
+        let consumer = receiving
+            .basic_consume(
+                backend_queue.as_str().into(),
+                format!("pack-{pack_id}").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(&failed)?;
+        Ok(Self {
+            flare_id: flare_id.to_owned(),
+            pack_id,
+            pack_count,
+            options,
+            connection,
+            publisher,
+            declared: tokio::sync::Mutex::new(HashSet::from([pack_id])),
+            consumer: tokio::sync::Mutex::new(consumer),
+            reassembler: Mutex::default(),
+        })
+    }
+
+    async fn push(&self, to_pack: u32, frames: &[Bytes]) -> Result<(), BackendError> {
+        let failed = io_error(&self.options.url);
+        let queue = queue_name(&self.flare_id, to_pack);
+        {
+            let mut declared = self.declared.lock().await;
+            if !declared.contains(&to_pack) {
+                declare(&self.publisher, &queue, self.options.deadline).await.map_err(&failed)?;
+                declared.insert(to_pack);
+            }
+        }
+        let mut confirms = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let confirm = self
+                .publisher
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    frame,
+                    BasicProperties::default(),
+                )
+                .await
+                .map_err(&failed)?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            let confirmation = confirm.await.map_err(&failed)?;
+            if !confirmation.is_ack() {
+                return Err(BackendError::Io(format!(
+                    "rabbitmq at {}: a frame to {queue} was refused",
+                    self.options.url
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn others(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.pack_count).filter(move |&p| p != self.pack_id)
+    }
+
+    fn decode(&self, raw: Vec<u8>) -> Result<Option<Inbound>, BackendError> {
+        let protocol = |e: frame::FrameError| BackendError::Protocol(e.to_string());
+        match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
+            Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
+            Frame::Chunk(chunk) => {
+                let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let message = reassembler.add(chunk).map_err(protocol)?;
+                Ok(message.map(|(envelope, payload)| Inbound::Message(envelope, payload)))
+            }
+        }
+    }
+}
+
+/// Declares a flare queue: not durable, expiring once unused for the
+/// deadline plus a margin. Every declarer passes the same arguments.
+async fn declare(channel: &Channel, queue: &str, deadline: Duration) -> Result<(), lapin::Error> {
+    let mut arguments = FieldTable::default();
+    let expires_ms = (deadline + EXPIRY_MARGIN).as_millis().min(i32::MAX as u128) as i32;
+    arguments.insert("x-expires".into(), AMQPValue::LongInt(expires_ms));
+    channel.queue_declare(queue.into(), QueueDeclareOptions::default(), arguments).await.map(drop)
+}
+
+impl Backend for RabbitBackend {
+    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            self.push(to_pack, &frames).await
+        })
+    }
+
+    fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            for pack in self.others() {
+                self.push(pack, &frames).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn receive(&self) -> BoxFuture<'_, Result<Inbound, BackendError>> {
+        Box::pin(async move {
+            let mut consumer = self.consumer.lock().await;
+            loop {
+                let delivery =
+                    consumer.next().await.ok_or(BackendError::Closed)?.map_err(io_error(&self.options.url))?;
+                let inbound = self.decode(delivery.data.clone());
+                // Acked once stored (or found malformed): the broker keeps
+                // a frame until the pack has it.
+                delivery.ack(BasicAckOptions::default()).await.map_err(io_error(&self.options.url))?;
+                if let Some(inbound) = inbound? {
+                    return Ok(inbound);
+                }
+            }
+        })
+    }
+
+    fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            let frames = [frame::encode_abort(&self.flare_id, &failure)];
+            for pack in self.others() {
+                self.push(pack, &frames).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            let failed = io_error(&self.options.url);
+            let queue = queue_name(&self.flare_id, self.pack_id);
+            self.publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.map_err(&failed)?;
+            self.connection.close(200, "flare over".into()).await.map_err(&failed)
+        })
+    }
+}
