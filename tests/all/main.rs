@@ -5,11 +5,11 @@
 
 mod support;
 
+mod brokers;
 mod bytes_model;
 mod cli;
 mod failures;
 mod misuse;
 mod primitives;
 mod programs;
-mod redis_backend;
 mod semantics;
