@@ -101,12 +101,15 @@ pub struct ByteCounts {
     pub local: u64,
     /// Read from the remote backend by a pack (framing not included).
     pub remote: u64,
+    /// Frame headers read from the remote backend, beyond `remote`.
+    pub framing: u64,
 }
 
 impl std::ops::AddAssign for ByteCounts {
     fn add_assign(&mut self, other: Self) {
         self.local += other.local;
         self.remote += other.remote;
+        self.framing += other.framing;
     }
 }
 

@@ -176,8 +176,14 @@ async fn a_flare_spread_over_four_processes_is_byte_exact() {
                 assert_eq!(output["worker_id"], pack * 2 + i, "{name}");
                 assert_eq!(output["checked_bytes"], 8 * 300_001, "{name}");
             }
-            // Each pack reads the parts its 2 workers get from the 6 outside.
+            // Each pack reads the parts its 2 workers get from the 6 outside,
+            // each part as 5 frames of at most 64 KiB; plus the barrier: pack 0
+            // reads one empty partial from each other pack, the others read
+            // pack 0's empty result.
             assert_eq!(doc["bytes"]["remote"], 2 * 6 * 300_001, "{name}");
+            let frames = 2 * 6 * 5 + if pack == 0 { 3 } else { 1 };
+            let header = 40 + flare_id.len() as u64;
+            assert_eq!(doc["bytes"]["framing"], frames * header, "{name} pack {pack}");
         }
         assert_eq!(leftovers(kind, &flare_id, 4).await, Vec::<String>::new(), "{name}");
     }

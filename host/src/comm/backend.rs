@@ -56,6 +56,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Tells every other pack that the flare failed.
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>>;
 
+    /// Bytes of framing (headers) this endpoint has read, beyond payloads.
+    fn framing_bytes(&self) -> u64 {
+        0
+    }
+
     /// Deletes what this pack holds in the medium; called when the pack's
     /// workers have all ended, on success and on failure.
     fn close(&self) -> BoxFuture<'_, Result<(), BackendError>>;

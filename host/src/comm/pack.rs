@@ -107,6 +107,7 @@ impl PackComm {
         ByteCounts {
             local: self.local_bytes.load(Ordering::Relaxed),
             remote: self.remote_bytes.load(Ordering::Relaxed),
+            framing: self.backend.framing_bytes(),
         }
     }
 

@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +48,7 @@ pub struct RabbitBackend {
     declared: tokio::sync::Mutex<HashSet<u32>>,
     consumer: tokio::sync::Mutex<Consumer>,
     reassembler: Mutex<Reassembler>,
+    framing_bytes: AtomicU64,
 }
 
 /// The queue of `pack_id` in flare `flare_id`.
@@ -104,6 +106,7 @@ impl RabbitBackend {
             declared: tokio::sync::Mutex::new(HashSet::from([pack_id])),
             consumer: tokio::sync::Mutex::new(consumer),
             reassembler: Mutex::default(),
+            framing_bytes: AtomicU64::new(0),
         })
     }
 
@@ -150,9 +153,11 @@ impl RabbitBackend {
 
     fn decode(&self, raw: Vec<u8>) -> Result<Option<Inbound>, BackendError> {
         let protocol = |e: frame::FrameError| BackendError::Protocol(e.to_string());
+        let raw_len = raw.len();
         match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
             Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
             Frame::Chunk(chunk) => {
+                self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let message = reassembler.add(chunk).map_err(protocol)?;
                 Ok(message.map(|(envelope, payload)| Inbound::Message(envelope, payload)))
@@ -213,6 +218,10 @@ impl Backend for RabbitBackend {
             }
             Ok(())
         })
+    }
+
+    fn framing_bytes(&self) -> u64 {
+        self.framing_bytes.load(Ordering::Relaxed)
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {

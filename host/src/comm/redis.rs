@@ -11,6 +11,7 @@
 //! pack deletes its inbox when it closes.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +38,7 @@ pub struct RedisBackend {
     sender: MultiplexedConnection,
     receiver: tokio::sync::Mutex<MultiplexedConnection>,
     reassembler: Mutex<Reassembler>,
+    framing_bytes: AtomicU64,
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -94,6 +96,7 @@ impl RedisBackend {
             sender,
             receiver: tokio::sync::Mutex::new(receiver),
             reassembler: Mutex::default(),
+            framing_bytes: AtomicU64::new(0),
         })
     }
 
@@ -115,9 +118,11 @@ impl RedisBackend {
 
     fn decode(&self, raw: Vec<u8>) -> Result<Option<Inbound>, BackendError> {
         let protocol = |e: frame::FrameError| BackendError::Protocol(e.to_string());
+        let raw_len = raw.len();
         match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
             Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
             Frame::Chunk(chunk) => {
+                self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let message = reassembler.add(chunk).map_err(protocol)?;
                 Ok(message.map(|(envelope, payload)| Inbound::Message(envelope, payload)))
@@ -168,6 +173,10 @@ impl Backend for RedisBackend {
             }
             Ok(())
         })
+    }
+
+    fn framing_bytes(&self) -> u64 {
+        self.framing_bytes.load(Ordering::Relaxed)
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
