@@ -121,6 +121,10 @@ impl Runtime {
         let wasi = WasiCtx::builder().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
         let state = WorkerState { wasi, table: ResourceTable::new(), comm, send_buffer: BytesMut::new() };
         let mut store = Store::new(&self.engine, state);
+        // wasmtime caps the bytes one host call may lift out of a guest
+        // (128 MiB by default). A message can never be larger than the
+        // guest's memory, so that memory is the cap that matters.
+        store.set_hostcall_fuel(self.config.max_memory_per_worker as usize);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         (store, output)
