@@ -10,6 +10,8 @@
 //! the key's expiry (the flare's deadline plus a margin) as a backstop; a
 //! pack deletes its inbox when it closes.
 
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,6 +28,10 @@ use crate::Failure;
 /// cancelled receive keeps its connection busy.
 const POLL_SECONDS: f64 = 1.0;
 
+/// Frames taken with one `LPOP` after a `BLPOP` found the inbox non-empty:
+/// a large message then costs one round trip per batch, not per frame.
+const DRAIN_BATCH: usize = 64;
+
 /// Extra lifetime of a flare's keys beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -36,9 +42,16 @@ pub struct RedisBackend {
     pack_count: u32,
     options: BrokerOptions,
     sender: MultiplexedConnection,
-    receiver: tokio::sync::Mutex<MultiplexedConnection>,
+    receiver: tokio::sync::Mutex<Receiver>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
+}
+
+/// The receiving side: its own connection, and frames popped but not yet
+/// handed to the pack.
+struct Receiver {
+    connection: MultiplexedConnection,
+    popped: VecDeque<Vec<u8>>,
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -94,7 +107,7 @@ impl RedisBackend {
             pack_count,
             options,
             sender,
-            receiver: tokio::sync::Mutex::new(receiver),
+            receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
             reassembler: Mutex::default(),
             framing_bytes: AtomicU64::new(0),
         })
@@ -153,12 +166,24 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let key = inbox_key(&self.flare_id, self.pack_id);
             let mut receiver = self.receiver.lock().await;
+            let failed = io_error(&self.options.url);
             loop {
-                let popped: Option<(String, Vec<u8>)> =
-                    receiver.blpop(&key, POLL_SECONDS).await.map_err(io_error(&self.options.url))?;
-                if let Some((_, raw)) = popped
-                    && let Some(inbound) = self.decode(raw)?
-                {
+                let raw = match receiver.popped.pop_front() {
+                    Some(raw) => raw,
+                    None => {
+                        let popped: Option<(String, Vec<u8>)> =
+                            receiver.connection.blpop(&key, POLL_SECONDS).await.map_err(&failed)?;
+                        let Some((_, raw)) = popped else { continue };
+                        let more: Option<Vec<Vec<u8>>> = receiver
+                            .connection
+                            .lpop(&key, NonZeroUsize::new(DRAIN_BATCH))
+                            .await
+                            .map_err(&failed)?;
+                        receiver.popped.extend(more.unwrap_or_default());
+                        raw
+                    }
+                };
+                if let Some(inbound) = self.decode(raw)? {
                     return Ok(inbound);
                 }
             }
