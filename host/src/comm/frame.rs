@@ -108,20 +108,31 @@ fn put_header(out: &mut BytesMut, kind: u8, flare_id: &str, envelope: &Envelope,
     out.put_u64_le(total);
 }
 
+/// One frame of a message as two parts: its header, and its chunk of the
+/// payload (a slice of the message, not a copy). A transport that can write
+/// a frame from two pieces avoids copying the payload.
+#[derive(Clone, Debug)]
+pub struct FrameParts {
+    /// The encoded header.
+    pub header: Bytes,
+    /// The chunk's bytes.
+    pub body: Bytes,
+}
+
 /// Splits a message into frames of at most `chunk_bytes` payload each; an
 /// empty message is one frame. `flare_id` must be at most
 /// [`MAX_FLARE_ID`] bytes (callers check it once per flare).
-pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<Bytes> {
+pub fn split_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<FrameParts> {
     debug_assert!(flare_id.len() <= MAX_FLARE_ID);
     let chunk_bytes = chunk_bytes.max(1);
     let count = payload.len().div_ceil(chunk_bytes).max(1);
     (0..count)
         .map(|index| {
-            let part =
-                &payload[(index * chunk_bytes).min(payload.len())..((index + 1) * chunk_bytes).min(payload.len())];
-            let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + part.len());
+            let body =
+                payload.slice((index * chunk_bytes).min(payload.len())..((index + 1) * chunk_bytes).min(payload.len()));
+            let mut header = BytesMut::with_capacity(FIXED_HEADER + flare_id.len());
             put_header(
-                &mut out,
+                &mut header,
                 envelope.kind as u8,
                 flare_id,
                 envelope,
@@ -129,8 +140,20 @@ pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chun
                 count as u32,
                 payload.len() as u64,
             );
-            out.put_slice(part);
-            out.freeze()
+            FrameParts { header: header.freeze(), body }
+        })
+        .collect()
+}
+
+/// [`split_message`] with each frame in one contiguous buffer.
+pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<Bytes> {
+    split_message(flare_id, envelope, payload, chunk_bytes)
+        .into_iter()
+        .map(|parts| {
+            let mut frame = BytesMut::with_capacity(parts.header.len() + parts.body.len());
+            frame.put_slice(&parts.header);
+            frame.put_slice(&parts.body);
+            frame.freeze()
         })
         .collect()
 }

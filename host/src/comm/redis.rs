@@ -20,7 +20,7 @@ use bytes::Bytes;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 
-use super::frame::{self, Frame, MAX_FLARE_ID, Reassembler};
+use super::frame::{self, Frame, FrameParts, MAX_FLARE_ID, Reassembler};
 use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
 use crate::Failure;
 
@@ -113,12 +113,12 @@ impl RedisBackend {
         })
     }
 
-    async fn push(&self, to_pack: u32, frames: &[Bytes]) -> Result<(), BackendError> {
+    async fn push(&self, to_pack: u32, frames: &[FrameParts]) -> Result<(), BackendError> {
         let key = inbox_key(&self.flare_id, to_pack);
         let expiry = (self.options.deadline + EXPIRY_MARGIN).as_secs() as i64;
         let mut pipe = redis::pipe();
         for frame in frames {
-            pipe.rpush(&key, frame.as_ref()).ignore();
+            pipe.rpush(&key, frame).ignore();
         }
         pipe.expire(&key, expiry).ignore();
         let mut connection = self.sender.clone();
@@ -147,14 +147,14 @@ impl RedisBackend {
 impl Backend for RedisBackend {
     fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
             self.push(to_pack, &frames).await
         })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
             for pack in self.others() {
                 self.push(pack, &frames).await?;
             }
@@ -174,11 +174,8 @@ impl Backend for RedisBackend {
                         let popped: Option<(String, Vec<u8>)> =
                             receiver.connection.blpop(&key, POLL_SECONDS).await.map_err(&failed)?;
                         let Some((_, raw)) = popped else { continue };
-                        let more: Option<Vec<Vec<u8>>> = receiver
-                            .connection
-                            .lpop(&key, NonZeroUsize::new(DRAIN_BATCH))
-                            .await
-                            .map_err(&failed)?;
+                        let more: Option<Vec<Vec<u8>>> =
+                            receiver.connection.lpop(&key, NonZeroUsize::new(DRAIN_BATCH)).await.map_err(&failed)?;
                         receiver.popped.extend(more.unwrap_or_default());
                         raw
                     }
@@ -192,7 +189,7 @@ impl Backend for RedisBackend {
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = [frame::encode_abort(&self.flare_id, &failure)];
+            let frames = [FrameParts { header: frame::encode_abort(&self.flare_id, &failure), body: Bytes::new() }];
             for pack in self.others() {
                 self.push(pack, &frames).await?;
             }
@@ -210,5 +207,20 @@ impl Backend for RedisBackend {
             let key = inbox_key(&self.flare_id, self.pack_id);
             connection.del::<_, ()>(&key).await.map_err(io_error(&self.options.url))
         })
+    }
+}
+
+/// A frame is written to Redis as one argument from its two parts, so the
+/// payload is copied once, into the connection's buffer.
+impl redis::ToRedisArgs for FrameParts {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the connection's in-memory buffer cannot fail.
+        let _ = arg.write_all(&self.header);
+        let _ = arg.write_all(&self.body);
     }
 }
