@@ -251,6 +251,34 @@ async fn garbage_or_truncated_frames_fail_the_flare_with_a_protocol_error() {
 }
 
 #[tokio::test]
+async fn duplicated_and_reordered_frames_written_into_the_broker_reassemble() {
+    // Worker 1 waits for a u64 from worker 2 (another pack) that nobody
+    // sends; we write it ourselves: u64::MAX in postcard is 10 bytes, cut
+    // into 4 frames of 3 bytes, written last-first and each twice.
+    let message = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    for kind in BROKERS {
+        let options = options(kind, kind.default_url(), 1 << 20, Duration::from_secs(3));
+        let (mut spec, backends) = connect_all(&options, 4, 2).await;
+        spec.inputs = vec![Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#); 4];
+        let mut frames = encode_message(&spec.flare_id, &Envelope::direct(0, 0, 2, 1), &message, 3);
+        assert_eq!(frames.len(), 4);
+        frames.reverse();
+        for frame in frames.iter().chain(&frames) {
+            inject(kind, &spec.flare_id, 0, frame).await;
+        }
+        let result = burst_host::run_flare_over(runtime(), fixtures(), &spec, backends).await.expect("valid spec");
+        let delivered = result.workers[1].outcome.as_ref().expect("worker 1 got its message");
+        assert_eq!(&delivered[..], format!("[{}]", u64::MAX).as_bytes(), "{kind:?}");
+        assert_eq!(
+            result.failure.as_ref().map(|f| f.kind),
+            Some(FailureKind::Deadline),
+            "{kind:?}: the others still wait"
+        );
+        assert_eq!(leftovers(kind, &spec.flare_id, 2).await, Vec::<String>::new(), "{kind:?}");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_broker_is_an_error_naming_its_url() {
     for (kind, url) in [(BrokerKind::Redis, "redis://127.0.0.1:1"), (BrokerKind::RabbitMq, "amqp://127.0.0.1:1/%2f")] {
         let error = comm::connect(&options(kind, url, 1024, Duration::from_secs(5)), "unreachable", 0, 2)
