@@ -122,6 +122,9 @@ pub async fn run_flare_over(
     }
     // Closed only now: a pack that failed may have told packs that had
     // already finished, and what it told them must go too.
+    for pack in &packs {
+        pack.settle().await;
+    }
     for pack in packs {
         pack.close().await;
     }
@@ -148,6 +151,7 @@ pub async fn run_pack(
     }
     let deadline = Instant::now() + spec.deadline;
     let (workers, bytes, failure, pack) = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
+    pack.settle().await;
     pack.close().await;
     Ok(FlareResult { flare_id: spec.flare_id.clone(), workers, bytes, failure })
 }

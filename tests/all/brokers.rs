@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use burst_host::comm::frame::encode_message;
-use burst_host::comm::rabbitmq::queue_name;
+use burst_host::comm::rabbitmq::{exchange_name, queue_name};
 use burst_host::comm::redis::inbox_key;
 use burst_host::comm::{self, Backend, BackendError, BrokerKind, BrokerOptions, Envelope, Kind, plan};
 use burst_host::{FailureKind, FlareResult, FlareSpec, PackLayout, Program};
@@ -58,6 +58,17 @@ async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec<Str
                 if rabbit().await.queue_declare(queue.as_str().into(), passive, Default::default()).await.is_ok() {
                     left.push(queue);
                 }
+            }
+            let exchange = exchange_name(flare_id);
+            let passive = lapin::options::ExchangeDeclareOptions { passive: true, ..Default::default() };
+            let kind = lapin::ExchangeKind::Fanout;
+            if rabbit()
+                .await
+                .exchange_declare(exchange.as_str().into(), kind, passive, Default::default())
+                .await
+                .is_ok()
+            {
+                left.push(exchange);
             }
             left
         }

@@ -44,6 +44,7 @@ pub struct PackComm {
     local_bytes: AtomicU64,
     remote_bytes: AtomicU64,
     start_gate: Barrier,
+    abort_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +75,7 @@ impl PackComm {
             local_bytes: AtomicU64::new(0),
             remote_bytes: AtomicU64::new(0),
             start_gate: Barrier::new(layout.pack(pack_id).count as usize),
+            abort_task: Mutex::default(),
         })
     }
 
@@ -137,11 +139,12 @@ impl PackComm {
         if self.record(failure.clone()) && self.layout.pack_count() > 1 {
             let backend = Arc::clone(&self.backend);
             let flare_id = Arc::clone(&self.flare_id);
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(error) = backend.abort(failure).await {
                     tracing::warn!(flare_id = %flare_id, %error, "could not tell the other packs that the flare failed");
                 }
             });
+            *lock(&self.abort_task) = Some(task);
         }
     }
 
@@ -268,8 +271,18 @@ impl PackComm {
         output
     }
 
+    /// Waits until the other packs have been told of this pack's failure, if
+    /// any. Call it for every pack of a flare before closing any: telling a
+    /// pack can recreate what it has already deleted.
+    pub async fn settle(&self) {
+        let task = lock(&self.abort_task).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
     /// Deletes what this pack holds in the backend. Called once every
-    /// worker of the pack has ended.
+    /// worker of the pack has ended (and, in-process, every pack settled).
     pub async fn close(&self) {
         if let Err(error) = self.backend.close().await {
             tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "could not clean up the backend");
