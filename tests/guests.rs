@@ -31,6 +31,8 @@ fn guests_dir() -> &'static PathBuf {
                 "microbench",
                 "-p",
                 "burst-fixtures",
+                "-p",
+                "burst-fixture-socket",
             ])
             .arg("--target-dir")
             .arg(&target)
@@ -41,7 +43,8 @@ fn guests_dir() -> &'static PathBuf {
     })
 }
 
-/// Path of a guest component (`hello`, `microbench`, `burst_fixtures`).
+/// Path of a guest component (`hello`, `microbench`, `burst_fixtures`,
+/// `burst_fixture_socket`).
 pub fn guest_path(name: &str) -> PathBuf {
     guests_dir().join(format!("{name}.wasm"))
 }

@@ -152,7 +152,7 @@ async fn collective(
         backends.push(comm::connect(&options, &flare_id, pack, layout.pack_count()).await?);
     }
     let input = Bytes::from(json!({ "primitive": primitive, "size": bytes, "root": 0 }).to_string());
-    let spec = FlareSpec { flare_id, layout, inputs: vec![input; n as usize], deadline: options.deadline };
+    let spec = FlareSpec::new(flare_id, layout, vec![input; n as usize], options.deadline);
     let result = burst_host::run_flare_over(runtime, program, &spec, backends).await?;
     if let Some(failure) = &result.failure {
         anyhow::bail!("{primitive} N={n} G={g}: {failure}");

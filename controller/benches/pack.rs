@@ -29,12 +29,12 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 async fn flare(runtime: &Arc<Runtime>, program: &Program, workers: u32, input: &Value) -> anyhow::Result<FlareResult> {
-    let spec = FlareSpec {
-        flare_id: format!("bench-{workers}"),
-        layout: Arc::new(PackLayout::homogeneous(workers, workers)?),
-        inputs: vec![Bytes::from(serde_json::to_vec(input)?); workers as usize],
-        deadline: Duration::from_secs(600),
-    };
+    let spec = FlareSpec::new(
+        format!("bench-{workers}"),
+        Arc::new(PackLayout::homogeneous(workers, workers)?),
+        vec![Bytes::from(serde_json::to_vec(input)?); workers as usize],
+        Duration::from_secs(600),
+    );
     let result = burst_host::run_flare(runtime, program, &spec).await?;
     if let Some(failure) = &result.failure {
         anyhow::bail!("flare failed: {failure}");

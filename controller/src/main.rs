@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod report;
 mod run;
+mod sandbox;
 
 #[derive(Parser)]
 #[command(name = "burst", version, about = "Run burst-parallel jobs of WebAssembly workers")]

@@ -73,6 +73,13 @@ impl<'a> Report<'a> {
                 if let Some(stderr) = text(&w.stderr) {
                     entry["stderr"] = json!(stderr);
                 }
+                // Present only when the capture limit dropped output.
+                if w.stdout_truncated {
+                    entry["stdout_truncated"] = json!(true);
+                }
+                if w.stderr_truncated {
+                    entry["stderr_truncated"] = json!(true);
+                }
                 entry
             })
             .collect();

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
 use burst_host::comm::{self, BrokerKind, BrokerOptions};
-use burst_host::{FlareSpec, PackLayout, Runtime, RuntimeConfig};
+use burst_host::{FlareSpec, Limits, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::report;
+use crate::sandbox::SandboxArgs;
 
 /// Arguments of `burst run`.
 #[derive(Args)]
@@ -64,6 +65,8 @@ pub struct RunArgs {
     /// Payload bytes per frame sent through a broker.
     #[arg(long, default_value_t = DEFAULT_CHUNK_BYTES)]
     chunk_bytes: usize,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 /// The path between packs.
@@ -85,15 +88,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let flare_id = args.flare_id.clone().unwrap_or_else(new_flare_id);
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let progress = !args.json && std::io::stderr().is_terminal();
+    let limits = args.sandbox.limits(Limits::default());
     tokio.block_on(async {
-        let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+        // The pool reserves address space for as many workers, and as much
+        // memory each, as this flare may use here — no more.
+        let config = RuntimeConfig {
+            max_workers: args.workers,
+            max_memory_per_worker: limits.memory_bytes,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Arc::new(Runtime::new(config)?);
         let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
         if progress {
             eprintln!("loading {} ...", args.file.display());
         }
         let program =
             runtime.load(&wasm, cache_dir.as_deref()).with_context(|| format!("loading {}", args.file.display()))?;
-        let spec = FlareSpec { flare_id, layout, inputs, deadline: Duration::from_secs(args.timeout) };
+        let mut spec = FlareSpec::new(flare_id, layout, inputs, Duration::from_secs(args.timeout));
+        spec.limits = limits;
+        spec.read_only_dir = args.sandbox.read_only_dir.clone();
         if progress {
             eprintln!(
                 "running flare {} with {} workers in {} packs ...",

@@ -5,8 +5,10 @@
 //! allocator sized for thousands of workers per process, and epoch
 //! interruption so that CPU-bound guests yield to the executor every tick and
 //! can be stopped at a deadline. WASI is linked locked down: no environment,
-//! no arguments, no preopened directories, no network addresses; stdout and
-//! stderr go to bounded in-memory pipes.
+//! no arguments, no network addresses, no host directory unless a flare
+//! grants one read-only; stdout and stderr go to bounded captures. Each store
+//! carries a [`WorkerLimiter`] that bounds its memory, tables and instances
+//! to the flare's [`Limits`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,41 +18,36 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::BytesMut;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::comm::WorkerComm;
+use crate::limits::{Exceeded, Limits, MAX_MEMORY_PER_WORKER};
+use crate::output::CapturedOutput;
 use crate::program::{LoadError, Program};
 
 /// Hard cap on the pooled instances of one process; a config asking for
 /// more is clamped, so a typo cannot reserve unbounded address space.
 pub const MAX_POOLED_WORKERS: u32 = 20_000;
 
-/// Hard cap on one worker's linear memory.
-pub const MAX_MEMORY_PER_WORKER: u64 = 4 << 30;
-
 /// Settings of a [`Runtime`].
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Workers that may be alive at once in this process (pool size).
     pub max_workers: u32,
-    /// Largest linear memory of one worker, in bytes.
+    /// Largest linear memory of one worker, in bytes: the address space
+    /// the pool reserves per worker, so the most any flare's
+    /// [`Limits::memory_bytes`] may ask for in this process.
     pub max_memory_per_worker: u64,
     /// Interval of the epoch tick that time-slices guests.
     pub epoch_tick: Duration,
-    /// Bytes of stdout and of stderr kept per worker.
-    pub max_captured_output: usize,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self {
-            max_workers: 10_240,
-            max_memory_per_worker: 1 << 30,
-            epoch_tick: Duration::from_millis(10),
-            max_captured_output: 64 << 10,
-        }
+        Self { max_workers: 10_240, max_memory_per_worker: 1 << 30, epoch_tick: Duration::from_millis(10) }
     }
 }
 
@@ -69,8 +66,10 @@ impl Runtime {
     /// When wasmtime rejects the configuration (for example, the pool cannot
     /// reserve its address space).
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
-        let workers = config.max_workers.clamp(1, MAX_POOLED_WORKERS);
-        let memory = config.max_memory_per_worker.clamp(64 << 10, MAX_MEMORY_PER_WORKER);
+        let mut config = config;
+        config.max_workers = config.max_workers.clamp(1, MAX_POOLED_WORKERS);
+        config.max_memory_per_worker = config.max_memory_per_worker.clamp(64 << 10, MAX_MEMORY_PER_WORKER);
+        let (workers, memory) = (config.max_workers, config.max_memory_per_worker);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust wasip2 component instantiates a handful of core modules
         // (the program and its adapter shims) with one memory and few tables.
@@ -112,22 +111,44 @@ impl Runtime {
         Program::load(&self.engine, &self.linker, wasm, cache_dir)
     }
 
-    /// A store for one worker, time-sliced by the epoch ticker.
-    pub(crate) fn new_store(&self, comm: Arc<WorkerComm>) -> (Store<WorkerState>, Output) {
+    /// A store for one worker, time-sliced by the epoch ticker and bounded
+    /// by `limits`; the guest sees `read_only_dir` (if any) as `/data`.
+    ///
+    /// # Errors
+    /// When the directory cannot be opened.
+    pub(crate) fn new_store(
+        &self,
+        comm: Arc<WorkerComm>,
+        limits: &Limits,
+        read_only_dir: Option<&Path>,
+    ) -> anyhow::Result<(Store<WorkerState>, Output)> {
         let output = Output {
-            stdout: MemoryOutputPipe::new(self.config.max_captured_output),
-            stderr: MemoryOutputPipe::new(self.config.max_captured_output),
+            stdout: CapturedOutput::new(limits.output_bytes as usize),
+            stderr: CapturedOutput::new(limits.output_bytes as usize),
         };
-        let wasi = WasiCtx::builder().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
-        let state = WorkerState { wasi, table: ResourceTable::new(), comm, send_buffer: BytesMut::new() };
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone());
+        if let Some(dir) = read_only_dir {
+            wasi.preopened_dir(dir, GUEST_DATA_DIR, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening {} for the guest", dir.display()))?;
+        }
+        let state = WorkerState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            comm,
+            send_buffer: BytesMut::new(),
+            limiter: WorkerLimiter(*limits),
+        };
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
         // wasmtime caps the bytes one host call may lift out of a guest
         // (128 MiB by default). A message can never be larger than the
         // guest's memory, so that memory is the cap that matters.
         store.set_hostcall_fuel(self.config.max_memory_per_worker as usize);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-        (store, output)
+        Ok((store, output))
     }
 }
 
@@ -153,10 +174,50 @@ fn spawn_ticker(engine: wasmtime::EngineWeak, ticking: Arc<AtomicBool>, tick: Du
     Ok(())
 }
 
+/// Where a granted host directory appears in the guest.
+pub const GUEST_DATA_DIR: &str = "/data";
+
 /// Captured stdout and stderr of one worker.
 pub(crate) struct Output {
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
+    pub stdout: CapturedOutput,
+    pub stderr: CapturedOutput,
+}
+
+/// Holds a worker to its [`Limits`]. Growing memory or a table past a limit
+/// traps the guest with an [`Exceeded`] error (rather than failing the grow)
+/// so that the failure is reported as the limit it is.
+pub(crate) struct WorkerLimiter(Limits);
+
+impl ResourceLimiter for WorkerLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let limit = self.0.memory_bytes;
+        if desired as u64 > limit {
+            return Err(Exceeded::Memory { desired: desired as u64, limit }.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let limit = self.0.table_elements;
+        if desired as u64 > u64::from(limit) {
+            return Err(Exceeded::Table { desired: desired as u64, limit }.into());
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.0.instances as usize
+    }
+
+    fn tables(&self) -> usize {
+        self.0.tables as usize
+    }
+
+    fn memories(&self) -> usize {
+        // One memory per core instance at most in what Rust and the
+        // component adapters produce.
+        self.0.instances as usize
+    }
 }
 
 /// What a worker's store holds.
@@ -166,6 +227,7 @@ pub struct WorkerState {
     pub(crate) comm: Arc<WorkerComm>,
     /// Reused for the messages this worker sends (see `linker::copy_in`).
     pub(crate) send_buffer: BytesMut,
+    limiter: WorkerLimiter,
 }
 
 impl WasiView for WorkerState {

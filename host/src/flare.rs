@@ -15,6 +15,7 @@
 //! guest stoppable). Every task the flare started has ended when these
 //! functions return.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,13 +25,21 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::comm::{Backend, BackendError, MemoryBroker, PackComm, WorkerComm};
+use crate::limits::Exceeded;
 use crate::result::now_us;
-use crate::{ByteCounts, Failure, FailureKind, FlareResult, PackLayout, Program, Runtime, WorkerResult};
+use crate::{
+    ByteCounts, Failure, FailureKind, FlareResult, LimitError, Limits, PackLayout, Program, Runtime, WorkerResult,
+};
 
 /// How long a worker may keep running after its flare failed before it is
 /// stopped; long enough to return an error it was handed, short enough that
 /// a failed flare ends promptly.
 pub const CANCEL_GRACE: Duration = Duration::from_millis(250);
+
+/// How long after the deadline a worker that is waiting in a comm call is
+/// failed, so that a peer still computing at the deadline — the likely
+/// cause of the wait — is the worker the failure names.
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
 /// Bytes of a guest's stderr quoted in a trap's message (the panic text).
 const TRAP_STDERR_QUOTE: usize = 512;
@@ -46,6 +55,18 @@ pub struct FlareSpec {
     pub inputs: Vec<Bytes>,
     /// Time from the start until the flare fails with `deadline`.
     pub deadline: Duration,
+    /// What each worker may use.
+    pub limits: Limits,
+    /// A host directory every worker may read (not write), seen by the
+    /// guest as `/data`; no host filesystem at all when `None`.
+    pub read_only_dir: Option<PathBuf>,
+}
+
+impl FlareSpec {
+    /// A flare with the default [`Limits`] and no filesystem.
+    pub fn new(flare_id: impl Into<String>, layout: Arc<PackLayout>, inputs: Vec<Bytes>, deadline: Duration) -> Self {
+        Self { flare_id: flare_id.into(), layout, inputs, deadline, limits: Limits::default(), read_only_dir: None }
+    }
 }
 
 /// Why a [`FlareSpec`] cannot run.
@@ -66,6 +87,18 @@ pub enum SpecError {
         pack_id: u32,
         /// Packs in the layout.
         pack_count: u32,
+    },
+    /// A limit is out of range, or above what this process's runtime was
+    /// configured for.
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+    /// The read-only directory cannot be opened.
+    #[error("cannot grant directory {path}: {reason}")]
+    Directory {
+        /// The directory asked for.
+        path: PathBuf,
+        /// Why it cannot be granted.
+        reason: String,
     },
     /// The backend could not be opened.
     #[error("backend: {0}")]
@@ -96,7 +129,7 @@ pub async fn run_flare_over(
     spec: &FlareSpec,
     backends: Vec<Arc<dyn Backend>>,
 ) -> Result<FlareResult, SpecError> {
-    check_inputs(spec)?;
+    check_spec(runtime, spec)?;
     let pack_count = spec.layout.pack_count();
     if backends.len() != pack_count as usize {
         return Err(SpecError::NoSuchPack { pack_id: backends.len() as u32, pack_count });
@@ -144,7 +177,7 @@ pub async fn run_pack(
     pack_id: u32,
     backend: Arc<dyn Backend>,
 ) -> Result<FlareResult, SpecError> {
-    check_inputs(spec)?;
+    check_spec(runtime, spec)?;
     let pack_count = spec.layout.pack_count();
     if pack_id >= pack_count {
         return Err(SpecError::NoSuchPack { pack_id, pack_count });
@@ -156,13 +189,23 @@ pub async fn run_pack(
     Ok(FlareResult { flare_id: spec.flare_id.clone(), workers, bytes, failure })
 }
 
-fn check_inputs(spec: &FlareSpec) -> Result<(), SpecError> {
+fn check_spec(runtime: &Runtime, spec: &FlareSpec) -> Result<(), SpecError> {
     let burst_size = spec.layout.burst_size();
-    if spec.inputs.len() == burst_size as usize {
-        Ok(())
-    } else {
-        Err(SpecError::InputCount { burst_size, got: spec.inputs.len() })
+    if spec.inputs.len() != burst_size as usize {
+        return Err(SpecError::InputCount { burst_size, got: spec.inputs.len() });
     }
+    spec.limits.check()?;
+    if let Some(path) = &spec.read_only_dir
+        && !path.is_dir()
+    {
+        return Err(SpecError::Directory { path: path.clone(), reason: "not a directory".into() });
+    }
+    let pooled = runtime.config().max_memory_per_worker;
+    if spec.limits.memory_bytes > pooled {
+        let error = LimitError::AboveCap { name: "memory_bytes", value: spec.limits.memory_bytes, cap: pooled };
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 fn earliest(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
@@ -187,15 +230,17 @@ fn start_pack(
     deadline: Instant,
 ) -> RunningPack {
     let flare_id: Arc<str> = spec.flare_id.as_str().into();
-    let pack = PackComm::new(flare_id, Arc::clone(&spec.layout), pack_id, backend, deadline);
+    let pack = PackComm::new(flare_id, Arc::clone(&spec.layout), pack_id, backend, deadline, spec.limits);
     let pump = pack.spawn_pump();
+    let sandbox = Arc::new(Sandbox { limits: spec.limits, read_only_dir: spec.read_only_dir.clone() });
     let workers = pack
         .range()
         .workers()
         .map(|worker_id| {
             let comm = Arc::new(WorkerComm::new(Arc::clone(&pack), worker_id));
             let input = spec.inputs[worker_id as usize].clone();
-            let task = tokio::spawn(run_worker(Arc::clone(runtime), program.clone(), comm, input));
+            let task =
+                tokio::spawn(run_worker(Arc::clone(runtime), program.clone(), comm, input, Arc::clone(&sandbox)));
             (worker_id, task)
         })
         .collect();
@@ -215,16 +260,7 @@ impl RunningPack {
                     format!("the host task of the worker failed: {error}"),
                 );
                 self.pack.fail(failure.clone());
-                let now = now_us();
-                WorkerResult {
-                    worker_id,
-                    pack_id: self.pack.pack_id(),
-                    start_us: now,
-                    end_us: now,
-                    outcome: Err(failure),
-                    stdout: Bytes::new(),
-                    stderr: Bytes::new(),
-                }
+                WorkerResult::failed(worker_id, self.pack.pack_id(), failure)
             });
             results.push(result);
         }
@@ -234,19 +270,42 @@ impl RunningPack {
     }
 }
 
-async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerComm>, input: Bytes) -> WorkerResult {
+/// What every worker of a pack is confined to.
+struct Sandbox {
+    limits: Limits,
+    read_only_dir: Option<PathBuf>,
+}
+
+async fn run_worker(
+    runtime: Arc<Runtime>,
+    program: Program,
+    comm: Arc<WorkerComm>,
+    input: Bytes,
+    sandbox: Arc<Sandbox>,
+) -> WorkerResult {
     let pack = Arc::clone(comm.pack());
     let worker_id = comm.worker_id();
-    let (mut store, output) = runtime.new_store(comm);
+    let watched = Arc::clone(&comm);
     // Instantiation counts as part of starting: `start_us` is when `work`
     // is entered.
     let start_us = AtomicU64::new(now_us());
+    let (mut store, output) = match runtime.new_store(comm, &sandbox.limits, sandbox.read_only_dir.as_deref()) {
+        Ok(store) => store,
+        Err(error) => {
+            let failure = Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{error:#}"));
+            pack.fail(failure.clone());
+            return WorkerResult::failed(worker_id, pack.pack_id(), failure);
+        }
+    };
     let work = async {
-        let worker = program
-            .pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{e:#}")))?;
+        let worker = program.pre().instantiate_async(&mut store).await.map_err(|e| {
+            let kind = if e.downcast_ref::<Exceeded>().is_some() {
+                FailureKind::MemoryLimit
+            } else {
+                FailureKind::Instantiate
+            };
+            Failure::new(Some(worker_id), kind, format!("{e:#}"))
+        })?;
         if !pack.ready_to_start().await {
             return Err(Failure::new(Some(worker_id), FailureKind::Cancelled, pack.cancellation_error().to_string()));
         }
@@ -255,16 +314,12 @@ async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerCom
         match worker.call_work(&mut store, &input).await {
             Ok(Ok(output)) => Ok(Bytes::from(output)),
             Ok(Err(message)) => Err(Failure::new(Some(worker_id), FailureKind::GuestError, message)),
-            Err(trap) => {
-                Err(Failure::new(Some(worker_id), FailureKind::Trap, describe_trap(&trap, &output.stderr.contents())))
-            }
+            Err(trap) => Err(trap_failure(worker_id, &trap, &output.stderr.contents().0)),
         }
     };
     let outcome = tokio::select! {
         outcome = work => outcome,
-        () = sleep_until(pack.deadline()) => {
-            Err(Failure::new(Some(worker_id), FailureKind::Deadline, "the flare's deadline passed while the worker was running"))
-        }
+        reason = overran(&watched, pack.deadline()) => Err(Failure::new(Some(worker_id), FailureKind::Deadline, reason)),
         () = async { pack.cancelled().await; sleep(CANCEL_GRACE).await } => {
             Err(Failure::new(Some(worker_id), FailureKind::Cancelled, format!("stopped because the flare failed ({})", pack.cancellation_error())))
         }
@@ -278,25 +333,45 @@ async fn run_worker(runtime: Arc<Runtime>, program: Program, comm: Arc<WorkerCom
             pack.fail(failure.clone());
         }
     }
+    let (stdout, stdout_truncated) = output.stdout.contents();
+    let (stderr, stderr_truncated) = output.stderr.contents();
     WorkerResult {
         worker_id,
         pack_id: pack.pack_id(),
         start_us: start_us.into_inner(),
         end_us,
         outcome,
-        stdout: output.stdout.contents(),
-        stderr: output.stderr.contents(),
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
     }
 }
 
-/// The trap's code, plus the end of stderr where a Rust guest prints its
-/// panic message just before trapping.
-fn describe_trap(error: &wasmtime::Error, stderr: &[u8]) -> String {
+/// Resolves when the worker is to blame for missing the deadline: at the
+/// deadline when it is computing, [`DEADLINE_SLACK`] later when it is
+/// waiting in a comm call.
+async fn overran(comm: &WorkerComm, deadline: Instant) -> &'static str {
+    sleep_until(deadline).await;
+    if !comm.in_call() {
+        return "the flare's deadline passed while the worker was computing";
+    }
+    sleep(DEADLINE_SLACK).await;
+    "the flare's deadline passed while the worker was waiting in a comm call"
+}
+
+/// A limit the worker hit, or else the trap's code plus the end of stderr,
+/// where a Rust guest prints its panic message just before trapping.
+fn trap_failure(worker_id: u32, error: &wasmtime::Error, stderr: &[u8]) -> Failure {
+    if let Some(exceeded) = error.downcast_ref::<Exceeded>() {
+        return Failure::new(Some(worker_id), FailureKind::MemoryLimit, exceeded.to_string());
+    }
     let reason = match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => format!("{error:#}"),
     };
     let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(TRAP_STDERR_QUOTE)..]);
     let tail = tail.trim();
-    if tail.is_empty() { reason } else { format!("{reason}; stderr: {tail}") }
+    let message = if tail.is_empty() { reason } else { format!("{reason}; stderr: {tail}") };
+    Failure::new(Some(worker_id), FailureKind::Trap, message)
 }

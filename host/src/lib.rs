@@ -17,13 +17,16 @@ pub mod comm;
 mod engine;
 mod flare;
 pub mod layout;
+pub mod limits;
 mod linker;
+mod output;
 mod program;
 pub mod result;
 
 pub use bindings::{Dtype, ReduceOp};
-pub use engine::{Runtime, RuntimeConfig};
+pub use engine::{GUEST_DATA_DIR, Runtime, RuntimeConfig};
 pub use flare::{FlareSpec, SpecError, run_flare, run_flare_over, run_pack};
 pub use layout::{LayoutError, PackLayout, PackRange};
+pub use limits::{LimitError, Limits};
 pub use program::{LoadError, Program};
 pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};

@@ -34,6 +34,7 @@ macro_rules! link {
             let $comm = std::sync::Arc::clone(&$store.data().comm);
             let $bound = $prepare;
             Box::new(async move {
+                let _in_call = $comm.enter_call();
                 let result: CommResult<$ret> = $call.await.map_err(WitCommError::from);
                 Ok((result,))
             })
@@ -43,6 +44,7 @@ macro_rules! link {
         $instance.func_wrap_async($name, |store, ($($arg,)*): $params| {
             let $comm = std::sync::Arc::clone(&store.data().comm);
             Box::new(async move {
+                let _in_call = $comm.enter_call();
                 let result: CommResult<$ret> = $call.await.map_err(WitCommError::from);
                 Ok((result,))
             })

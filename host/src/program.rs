@@ -1,7 +1,7 @@
 //! A compiled work function, ready to instantiate many times.
 //!
-//! A component is validated (size cap, component header, the `burst:bcm`
-//! worker world) and compiled once; its `InstancePre` is reused for every
+//! A component is validated (size cap, component header, imports from the
+//! allowed set only, the `burst:bcm` worker world) and compiled once; its `InstancePre` is reused for every
 //! worker. With a cache directory, compiled artifacts are kept on disk keyed
 //! by the component's SHA-256 and the engine's compatibility hash, so a
 //! second load skips Cranelift entirely.
@@ -23,6 +23,14 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// The preamble of a WebAssembly component (magic, version 0x0d, layer 1).
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
+/// Prefixes of the interfaces a work function may import: the comm of
+/// `burst:bcm`, and the WASI interfaces that give no authority outside the
+/// sandbox (stdio, clocks, random, and a filesystem that holds nothing
+/// unless a flare grants one directory read-only). Sockets, name lookup and
+/// HTTP are absent on purpose: a worker talks only through the comm.
+pub const ALLOWED_IMPORTS: &[&str] =
+    &["burst:bcm/comm@", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+
 /// Why a component cannot be used as a work function.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -38,6 +46,11 @@ pub enum LoadError {
     /// wasmtime could not compile it.
     #[error("compiling the component failed: {0}")]
     Compile(String),
+    /// It imports an interface outside [`ALLOWED_IMPORTS`].
+    #[error(
+        "the component imports `{0}`, which workers may not use (allowed: burst:bcm/comm, wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem)"
+    )]
+    ForbiddenImport(String),
     /// It does not fit the `burst:bcm/worker` world (imports or exports).
     #[error("the component does not target the burst:bcm/worker world: {0}")]
     WrongWorld(String),
@@ -76,6 +89,12 @@ impl Program {
             Some(dir) => load_cached(engine, wasm, &dir.join(artifact_name(engine, &digest)))?,
             None => compile(engine, wasm)?,
         };
+        let imports = component.component_type();
+        if let Some((name, _)) =
+            imports.imports(engine).find(|(name, _)| !ALLOWED_IMPORTS.iter().any(|allowed| name.starts_with(allowed)))
+        {
+            return Err(LoadError::ForbiddenImport(name.to_owned()));
+        }
         let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = WorkerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         Ok(Self { pre, digest })

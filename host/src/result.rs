@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub enum FailureKind {
     /// The guest trapped (panic, unreachable, out-of-bounds, stack overflow…).
     Trap,
+    /// The guest tried to grow its memory beyond its limit.
+    MemoryLimit,
+    /// The guest sent a message above the message limit, or more bytes
+    /// were addressed to it than it may have buffered.
+    MessageLimit,
     /// The guest's `work` returned an error.
     GuestError,
     /// The flare's deadline passed.
@@ -34,6 +39,8 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Trap => "trap",
+            FailureKind::MemoryLimit => "memory_limit",
+            FailureKind::MessageLimit => "message_limit",
             FailureKind::GuestError => "guest_error",
             FailureKind::Deadline => "deadline",
             FailureKind::Cancelled => "cancelled",
@@ -88,10 +95,32 @@ pub struct WorkerResult {
     pub end_us: u64,
     /// The bytes `work` returned, or why it failed.
     pub outcome: Result<Bytes, Failure>,
-    /// What the guest wrote to stdout, up to the capture cap.
+    /// What the guest wrote to stdout, up to the capture limit.
     pub stdout: Bytes,
-    /// What the guest wrote to stderr, up to the capture cap.
+    /// What the guest wrote to stderr, up to the capture limit.
     pub stderr: Bytes,
+    /// Whether the guest wrote more to stdout than was kept.
+    pub stdout_truncated: bool,
+    /// Whether the guest wrote more to stderr than was kept.
+    pub stderr_truncated: bool,
+}
+
+impl WorkerResult {
+    /// A worker that failed before it could start, with nothing captured.
+    pub fn failed(worker_id: u32, pack_id: u32, failure: Failure) -> Self {
+        let now = now_us();
+        Self {
+            worker_id,
+            pack_id,
+            start_us: now,
+            end_us: now,
+            outcome: Err(failure),
+            stdout: Bytes::new(),
+            stderr: Bytes::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+        }
+    }
 }
 
 /// Payload bytes moved by a flare, by path.
@@ -146,6 +175,8 @@ mod tests {
     fn kind_names_match_the_serialized_names() {
         for kind in [
             FailureKind::Trap,
+            FailureKind::MemoryLimit,
+            FailureKind::MessageLimit,
             FailureKind::GuestError,
             FailureKind::Deadline,
             FailureKind::Cancelled,

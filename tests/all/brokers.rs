@@ -20,12 +20,12 @@ use crate::support::{fixtures, guest_path, hello, microbench, outputs, run, runt
 
 const BROKERS: [BrokerKind; 2] = [BrokerKind::Redis, BrokerKind::RabbitMq];
 
-fn unique_flare_id(what: &str) -> String {
+pub fn unique_flare_id(what: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("test-{what}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn options(kind: BrokerKind, url: &str, chunk_bytes: usize, deadline: Duration) -> BrokerOptions {
+pub fn options(kind: BrokerKind, url: &str, chunk_bytes: usize, deadline: Duration) -> BrokerOptions {
     BrokerOptions { kind, url: url.to_owned(), chunk_bytes, deadline }
 }
 
@@ -42,7 +42,7 @@ async fn rabbit() -> lapin::Channel {
 }
 
 /// Keys or queues of `flare_id` still in the broker.
-async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec<String> {
+pub async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec<String> {
     match kind {
         BrokerKind::Redis => {
             let pattern = format!("burst:{flare_id}:*");
@@ -97,14 +97,14 @@ async fn inject(kind: BrokerKind, flare_id: &str, pack_id: u32, raw: &[u8]) {
 }
 
 /// Connects every pack of a flare of `n` workers in packs of `g`.
-async fn connect_all(options: &BrokerOptions, n: u32, g: u32) -> (FlareSpec, Vec<Arc<dyn Backend>>) {
+pub async fn connect_all(options: &BrokerOptions, n: u32, g: u32) -> (FlareSpec, Vec<Arc<dyn Backend>>) {
     let flare_id = unique_flare_id("flare");
     let layout = Arc::new(PackLayout::homogeneous(n, g).expect("valid"));
     let mut backends = Vec::new();
     for pack in 0..layout.pack_count() {
         backends.push(comm::connect(options, &flare_id, pack, layout.pack_count()).await.expect("connects"));
     }
-    (FlareSpec { flare_id, layout, inputs: Vec::new(), deadline: options.deadline }, backends)
+    (FlareSpec::new(flare_id, layout, Vec::new(), options.deadline), backends)
 }
 
 /// Runs a flare with every pack in this process, through `kind`, and checks

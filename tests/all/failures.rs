@@ -10,7 +10,7 @@ use crate::support::{fixtures, hello, outputs, run, run_with_deadline};
 
 /// Asserts the flare failed because of `worker` with `kind`, and that every
 /// worker ended within a second of that failure.
-fn assert_failed(result: &FlareResult, worker: Option<u32>, kind: FailureKind, message: &str) {
+pub fn assert_failed(result: &FlareResult, worker: Option<u32>, kind: FailureKind, message: &str) {
     let failure = result.failure.as_ref().expect("the flare failed");
     assert_eq!((failure.worker_id, failure.kind), (worker, kind), "{failure}");
     assert!(failure.message.contains(message), "{failure}");
@@ -25,7 +25,7 @@ fn assert_failed(result: &FlareResult, worker: Option<u32>, kind: FailureKind, m
     }
 }
 
-async fn still_healthy() {
+pub async fn still_healthy() {
     let outputs = outputs(&run(hello(), 4, 2, &Value::Null).await);
     assert_eq!(outputs[3]["sum_of_ids"], 6);
 }

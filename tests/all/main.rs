@@ -9,6 +9,7 @@ mod brokers;
 mod bytes_model;
 mod cli;
 mod failures;
+mod hostile;
 mod misuse;
 mod primitives;
 mod programs;

@@ -54,12 +54,7 @@ pub async fn run_with_deadline(
 ) -> FlareResult {
     let layout = Arc::new(PackLayout::homogeneous(workers, granularity).expect("valid layout"));
     let input = Bytes::from(serde_json::to_vec(input).expect("JSON"));
-    let spec = FlareSpec {
-        flare_id: format!("test-{workers}-{granularity}"),
-        layout,
-        inputs: vec![input; workers as usize],
-        deadline,
-    };
+    let spec = FlareSpec::new(format!("test-{workers}-{granularity}"), layout, vec![input; workers as usize], deadline);
     burst_host::run_flare(runtime(), program, &spec).await.expect("the spec is valid")
 }
 

@@ -5,6 +5,11 @@
 //! Delivery is at-least-once on remote paths: a second copy of a message that
 //! is still waiting to be taken is dropped. Pure data structure: the waiting
 //! (deadlines, cancellation) is done by the caller on the returned receiver.
+//!
+//! The mailbox also bounds what it holds: the bytes stored for one
+//! destination (a worker, or a pack leader for pack-level messages) may not
+//! exceed [`Mailbox::new`]'s limit, so a worker cannot make the host buffer
+//! without end what a peer never receives.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -28,6 +33,12 @@ pub enum Delivered {
     Stored,
     /// Dropped: a copy with the same envelope is already stored.
     Duplicate,
+    /// Refused: storing it would put more than the limit of bytes in the
+    /// mailbox for its destination. Nothing changed.
+    OverLimit {
+        /// What the destination would have had buffered with this message.
+        buffered: u64,
+    },
 }
 
 /// What [`Mailbox::take`] found.
@@ -40,16 +51,32 @@ pub enum Take {
 }
 
 /// Messages of one pack, keyed by envelope.
-#[derive(Default)]
 pub struct Mailbox {
     slots: HashMap<Envelope, Slot>,
+    /// Bytes stored per destination; entries at zero are removed.
+    buffered: HashMap<u32, u64>,
+    buffered_limit: u64,
 }
 
 impl Mailbox {
+    /// An empty mailbox holding at most `buffered_limit` bytes per destination.
+    pub fn new(buffered_limit: u64) -> Self {
+        Self { slots: HashMap::new(), buffered: HashMap::new(), buffered_limit }
+    }
+
     /// Hands `payload` to whoever takes `envelope`.
     pub fn deliver(&mut self, envelope: Envelope, payload: Bytes) -> Delivered {
         match self.slots.entry(envelope) {
             Entry::Vacant(slot) => {
+                let held = self.buffered.entry(envelope.dest).or_default();
+                let buffered = *held + payload.len() as u64;
+                if buffered > self.buffered_limit {
+                    if *held == 0 {
+                        self.buffered.remove(&envelope.dest);
+                    }
+                    return Delivered::OverLimit { buffered };
+                }
+                *held = buffered;
                 slot.insert(Slot::Arrived(payload));
                 Delivered::Stored
             }
@@ -74,6 +101,12 @@ impl Mailbox {
         if let Some(Slot::Arrived(_)) = self.slots.get(&envelope)
             && let Some(Slot::Arrived(payload)) = self.slots.remove(&envelope)
         {
+            if let Entry::Occupied(mut held) = self.buffered.entry(envelope.dest) {
+                *held.get_mut() -= payload.len() as u64;
+                if *held.get() == 0 {
+                    held.remove();
+                }
+            }
             return Take::Ready(payload);
         }
         let (sender, receiver) = oneshot::channel();
@@ -83,7 +116,7 @@ impl Mailbox {
 
     /// Whether nothing is stored or awaited.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.is_empty() && self.buffered.is_empty()
     }
 }
 
@@ -98,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_message_that_arrives_first_is_taken_later() {
-        let mut mailbox = Mailbox::default();
+        let mut mailbox = Mailbox::new(u64::MAX);
         assert_eq!(mailbox.deliver(envelope(0), Bytes::from_static(b"abc")), Delivered::Stored);
         let Take::Ready(payload) = mailbox.take(envelope(0)) else { panic!("expected a stored message") };
         assert_eq!(&payload[..], b"abc");
@@ -107,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_waiting_receiver_gets_the_message_when_it_arrives() {
-        let mut mailbox = Mailbox::default();
+        let mut mailbox = Mailbox::new(u64::MAX);
         let Take::Pending(mut receiver) = mailbox.take(envelope(3)) else { panic!("nothing was sent yet") };
         assert!(receiver.try_recv().is_err());
         assert_eq!(mailbox.deliver(envelope(3), Bytes::from_static(b"xyz")), Delivered::Matched);
@@ -117,7 +150,7 @@ mod tests {
 
     #[test]
     fn duplicates_are_dropped_and_other_addresses_do_not_match() {
-        let mut mailbox = Mailbox::default();
+        let mut mailbox = Mailbox::new(u64::MAX);
         assert_eq!(mailbox.deliver(envelope(0), Bytes::from_static(b"first")), Delivered::Stored);
         assert_eq!(mailbox.deliver(envelope(0), Bytes::from_static(b"again")), Delivered::Duplicate);
         let collective = Envelope::collective(Kind::Gather, 0, 1, 2);
@@ -126,5 +159,23 @@ mod tests {
         assert!(matches!(mailbox.take(other_tag), Take::Pending(_)));
         let Take::Ready(payload) = mailbox.take(envelope(0)) else { panic!("stored") };
         assert_eq!(&payload[..], b"first");
+    }
+
+    #[test]
+    fn stored_bytes_per_destination_are_bounded_and_freed_by_taking() {
+        let mut mailbox = Mailbox::new(10);
+        let to = |dest: u32, seq: u64| Envelope::direct(0, seq, 1, dest);
+        assert_eq!(mailbox.deliver(to(2, 0), Bytes::from_static(b"012345")), Delivered::Stored);
+        assert_eq!(mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")), Delivered::OverLimit { buffered: 11 });
+        // Another destination has its own budget; a matched message is never held.
+        assert_eq!(mailbox.deliver(to(3, 0), Bytes::from_static(b"0123456789")), Delivered::Stored);
+        let Take::Pending(_waiting) = mailbox.take(to(2, 1)) else { panic!("was refused, not stored") };
+        assert_eq!(mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")), Delivered::Matched);
+        let Take::Ready(payload) = mailbox.take(to(2, 0)) else { panic!("stored") };
+        assert_eq!(&payload[..], b"012345");
+        assert_eq!(mailbox.deliver(to(2, 2), Bytes::from_static(b"abcdefghij")), Delivered::Stored);
+        let Take::Ready(_) = mailbox.take(to(2, 2)) else { panic!("stored") };
+        let Take::Ready(_) = mailbox.take(to(3, 0)) else { panic!("stored") };
+        assert!(mailbox.is_empty());
     }
 }

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use tokio::sync::{Barrier, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, BackendError, CommError, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take};
-use crate::{ByteCounts, Failure, FailureKind, PackLayout, PackRange};
+use super::{Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take};
+use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
 
 /// What every local worker of a collective round gets: the pack-level result.
 pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
@@ -36,6 +36,7 @@ pub struct PackComm {
     layout: Arc<PackLayout>,
     pack_id: u32,
     deadline: Instant,
+    limits: Limits,
     backend: Arc<dyn Backend>,
     mailbox: Mutex<Mailbox>,
     rounds: Mutex<HashMap<(Kind, u64), Round>>,
@@ -54,21 +55,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PackComm {
-    /// The pack `pack_id` of `layout`, talking to other packs through `backend`.
+    /// The pack `pack_id` of `layout`, talking to other packs through
+    /// `backend`, its workers bound by `limits`.
     pub fn new(
         flare_id: Arc<str>,
         layout: Arc<PackLayout>,
         pack_id: u32,
         backend: Arc<dyn Backend>,
         deadline: Instant,
+        limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Self {
             flare_id,
             layout: Arc::clone(&layout),
             pack_id,
             deadline,
+            limits,
             backend,
-            mailbox: Mutex::default(),
+            mailbox: Mutex::new(Mailbox::new(limits.buffered_bytes)),
             rounds: Mutex::default(),
             cancel: CancellationToken::new(),
             failure: OnceLock::new(),
@@ -168,7 +172,8 @@ impl PackComm {
         }
     }
 
-    /// Waits for `future` unless the flare fails or its deadline passes first.
+    /// Waits for `future` unless the flare fails first. The deadline is
+    /// enforced per worker, by whoever runs it (see `flare::run_worker`).
     pub(crate) async fn wait<T>(
         &self,
         future: impl Future<Output = Result<T, oneshot::error::RecvError>>,
@@ -177,11 +182,35 @@ impl PackComm {
             biased;
             _ = self.cancel.cancelled() => Err(self.cancellation_error()),
             received = future => received.map_err(|_| self.cancellation_error()),
-            () = sleep_until(self.deadline) => {
-                self.fail(Failure::new(None, FailureKind::Deadline, "the flare's deadline passed while workers were waiting"));
-                Err(CommError::Timeout)
-            }
         }
+    }
+
+    /// Refuses a message above the message limit from worker `worker_id`:
+    /// the flare fails with `message_limit` naming it, and the call that
+    /// tried gets `too-large`.
+    pub(crate) fn check_message(&self, worker_id: u32, len: usize) -> Result<(), CommError> {
+        let limit = self.limits.message_bytes;
+        if len as u64 <= limit {
+            return Ok(());
+        }
+        let message = format!("tried to send a message of {len} bytes; the limit is {limit}");
+        self.fail(Failure::new(Some(worker_id), FailureKind::MessageLimit, message));
+        Err(CommError::TooLarge(len as u64))
+    }
+
+    /// Stores or hands over a message that reached this pack. A message
+    /// that would put its destination over the buffered-bytes limit fails
+    /// the flare, naming the worker that sent it.
+    fn deliver(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
+        let delivered = lock(&self.mailbox).deliver(envelope, payload);
+        let Delivered::OverLimit { buffered } = delivered else { return Ok(()) };
+        let limit = self.limits.buffered_bytes;
+        let dest = if envelope.dest == EVERY_PACK { self.range().first } else { envelope.dest };
+        let message = format!(
+            "sent worker {dest} more than it received: {buffered} bytes would wait in the host, the limit is {limit}"
+        );
+        self.fail(Failure::new(Some(envelope.source), FailureKind::MessageLimit, message));
+        Err(self.cancellation_error())
     }
 
     /// Adds `bytes` to the local byte count.
@@ -195,8 +224,7 @@ impl PackComm {
         let to_pack = self.layout.pack_of(envelope.dest);
         if to_pack == self.pack_id {
             self.count_local(payload.len() as u64);
-            lock(&self.mailbox).deliver(envelope, payload);
-            return Ok(());
+            return self.deliver(envelope, payload);
         }
         let sent = self.backend.send(to_pack, envelope, payload).await;
         sent.map_err(|error| self.backend_failed(&error))
@@ -309,7 +337,9 @@ impl PackComm {
                         return;
                     }
                     self.remote_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    lock(&self.mailbox).deliver(envelope, payload);
+                    if self.deliver(envelope, payload).is_err() {
+                        return;
+                    }
                 }
                 Ok(Inbound::Abort(failure)) => {
                     self.record(failure);

@@ -15,6 +15,7 @@
 //!   the root's pack, or to pack 0 which publishes the result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -43,6 +44,16 @@ pub struct WorkerComm {
     worker_id: u32,
     local_index: usize,
     counters: Mutex<Counters>,
+    in_call: AtomicBool,
+}
+
+/// Marks its worker as inside a comm call until dropped.
+pub(crate) struct InCall<'a>(&'a AtomicBool);
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl WorkerComm {
@@ -51,7 +62,19 @@ impl WorkerComm {
         let range = pack.range();
         debug_assert!(range.workers().contains(&worker_id));
         let local_index = (worker_id - range.first) as usize;
-        Self { pack, worker_id, local_index, counters: Mutex::default() }
+        Self { pack, worker_id, local_index, counters: Mutex::default(), in_call: AtomicBool::new(false) }
+    }
+
+    /// Marks the worker as inside a comm call (waiting on its peers rather
+    /// than computing) for as long as the guard lives.
+    pub(crate) fn enter_call(&self) -> InCall<'_> {
+        self.in_call.store(true, Ordering::Relaxed);
+        InCall(&self.in_call)
+    }
+
+    /// Whether the worker is inside a comm call now.
+    pub fn in_call(&self) -> bool {
+        self.in_call.load(Ordering::Relaxed)
     }
 
     /// The pack this worker belongs to.
@@ -92,6 +115,13 @@ impl WorkerComm {
         }
     }
 
+    /// Every message this worker sends passes here: above the message
+    /// limit, the flare fails (see [`PackComm::check_message`]).
+    fn check_size<'a>(&self, messages: impl IntoIterator<Item = &'a Bytes>) -> Result<(), CommError> {
+        let largest = messages.into_iter().map(Bytes::len).max().unwrap_or(0);
+        self.pack.check_message(self.worker_id, largest)
+    }
+
     /// Who this worker is.
     pub fn info(&self) -> BurstInfo {
         let layout = self.pack.layout();
@@ -111,6 +141,7 @@ impl WorkerComm {
     /// failure state otherwise.
     pub async fn send(&self, dest: u32, tag: u32, data: Bytes) -> Result<(), CommError> {
         self.check_worker(dest)?;
+        self.check_size([&data])?;
         let seq = next(self.counters().sent.entry((dest, tag)).or_default());
         self.pack.route(Envelope::direct(tag, seq, self.worker_id, dest), data).await
     }
@@ -141,6 +172,7 @@ impl WorkerComm {
             }
             _ => {}
         }
+        self.check_size(&data)?;
         let seq = self.next_collective(Kind::Broadcast);
         let pack = &*self.pack;
         let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
@@ -172,7 +204,10 @@ impl WorkerComm {
             (true, None) => {
                 return Err(CommError::InvalidArgument("the root of a scatter must pass its parts".into()));
             }
-            (true, Some(parts)) => self.check_parts("scatter", parts)?,
+            (true, Some(parts)) => {
+                self.check_parts("scatter", parts)?;
+                self.check_size(parts)?;
+            }
             (false, Some(_)) => {
                 return Err(CommError::InvalidArgument(format!("only the root ({root}) passes parts to a scatter")));
             }
@@ -199,6 +234,7 @@ impl WorkerComm {
     /// `InvalidWorker` for a bad root; the flare's failure.
     pub async fn gather(&self, root: u32, data: Bytes) -> Result<Option<Vec<Bytes>>, CommError> {
         self.check_worker(root)?;
+        self.check_size([&data])?;
         let seq = self.next_collective(Kind::Gather);
         if root != self.worker_id {
             self.pack.route(Envelope::collective(Kind::Gather, seq, self.worker_id, root), data).await?;
@@ -220,6 +256,7 @@ impl WorkerComm {
     /// # Errors
     /// The flare's failure.
     pub async fn all_gather(&self, data: Bytes) -> Result<Vec<Bytes>, CommError> {
+        self.check_size([&data])?;
         let seq = self.next_collective(Kind::AllGather);
         let pack = &*self.pack;
         let output = pack
@@ -254,6 +291,7 @@ impl WorkerComm {
     /// `InvalidArgument` unless exactly `burst_size` parts are passed.
     pub async fn all_to_all(&self, parts: Vec<Bytes>) -> Result<Vec<Bytes>, CommError> {
         self.check_parts("all-to-all", &parts)?;
+        self.check_size(&parts)?;
         let seq = self.next_collective(Kind::AllToAll);
         let me = self.worker_id;
         let mut own = Bytes::new();
@@ -283,6 +321,7 @@ impl WorkerComm {
     pub async fn reduce(&self, root: u32, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Option<Bytes>, CommError> {
         self.check_worker(root)?;
         check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+        self.check_size([&data])?;
         let seq = self.next_collective(Kind::Reduce);
         let pack = &*self.pack;
         let output = pack
@@ -318,6 +357,7 @@ impl WorkerComm {
     /// inputs of different lengths.
     pub async fn all_reduce(&self, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
         check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+        self.check_size([&data])?;
         self.reduce_everywhere(Kind::AllReduce, data, ty, op).await
     }
 

@@ -1,0 +1,260 @@
+//! The hostile-guest suite: one worker of a flare of four (two packs)
+//! attacks the sandbox while its peers wait for it. Each attack runs with
+//! every pack in this process and with the packs talking through the real
+//! Redis; each must fail its flare with the exact kind and worker, end every
+//! worker within a second, leave nothing in the broker, and leave the
+//! runtime able to run the next flare.
+
+use std::time::{Duration, Instant};
+
+use burst_host::comm::BrokerKind;
+use burst_host::{FailureKind, FlareResult, FlareSpec, Limits, LoadError, PackLayout, Program};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::brokers::{connect_all, leftovers, options, unique_flare_id};
+use crate::failures::{assert_failed, still_healthy};
+use crate::support::{fixtures, guest_path, hello, outputs, runtime};
+
+const WORKERS: u32 = 4;
+const GRANULARITY: u32 = 2;
+
+/// Where the packs of a provoked flare run.
+#[derive(Clone, Copy, Debug)]
+enum Packs {
+    InProcess,
+    ThroughRedis,
+}
+
+const PACKS: [Packs; 2] = [Packs::InProcess, Packs::ThroughRedis];
+
+/// A flare of the fixtures with `input` on every worker.
+fn spec(input: &Value, limits: Limits, deadline: Duration) -> FlareSpec {
+    let layout = PackLayout::homogeneous(WORKERS, GRANULARITY).expect("valid layout");
+    let input = Bytes::from(serde_json::to_vec(input).expect("JSON"));
+    let mut spec = FlareSpec::new(unique_flare_id("hostile"), layout.into(), vec![input; WORKERS as usize], deadline);
+    spec.limits = limits;
+    spec
+}
+
+/// Runs `spec` on the fixtures where `packs` says; through Redis, checks
+/// that nothing of the flare is left in it.
+async fn provoke_spec(packs: Packs, mut spec: FlareSpec) -> FlareResult {
+    match packs {
+        Packs::InProcess => burst_host::run_flare(runtime(), fixtures(), &spec).await.expect("valid spec"),
+        Packs::ThroughRedis => {
+            let options = options(BrokerKind::Redis, BrokerKind::Redis.default_url(), 1 << 20, spec.deadline);
+            let (connected, backends) = connect_all(&options, WORKERS, GRANULARITY).await;
+            spec.flare_id = connected.flare_id;
+            let result = burst_host::run_flare_over(runtime(), fixtures(), &spec, backends).await.expect("valid spec");
+            let left = leftovers(BrokerKind::Redis, &spec.flare_id, WORKERS / GRANULARITY).await;
+            assert_eq!(left, Vec::<String>::new(), "the failed flare left state in Redis");
+            result
+        }
+    }
+}
+
+async fn provoke(packs: Packs, input: Value, limits: Limits, deadline: Duration) -> FlareResult {
+    provoke_spec(packs, spec(&input, limits, deadline)).await
+}
+
+/// Asserts the flare failed because of `worker` with `kind` and that every
+/// worker ended within a second of the failure; then runs a healthy flare.
+async fn assert_contained(result: &FlareResult, worker: u32, kind: FailureKind, message: &str) {
+    assert_failed(result, Some(worker), kind, message);
+    still_healthy().await;
+}
+
+#[tokio::test]
+async fn a_loop_that_never_calls_the_host_is_stopped_at_the_deadline() {
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_spin", "victim": 3 });
+        let started = Instant::now();
+        let result = provoke(packs, input, Limits::default(), Duration::from_millis(500)).await;
+        assert_contained(&result, 3, FailureKind::Deadline, "while the worker was computing").await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{packs:?}: took {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn a_worker_looping_in_recv_is_named_at_the_deadline() {
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_recv_loop", "victim": 1 });
+        let result = provoke(packs, input, Limits::default(), Duration::from_millis(300)).await;
+        let failure = result.failure.as_ref().expect("the flare failed");
+        assert_eq!((failure.worker_id, failure.kind), (Some(1), FailureKind::Deadline), "{packs:?}: {failure}");
+        assert!(failure.message.contains("waiting in a comm call"), "{failure}");
+        for worker in result.workers.iter().filter(|w| w.worker_id != 1) {
+            assert_eq!(worker.outcome.as_deref(), Ok(&b"[]"[..]), "{packs:?}: worker {}", worker.worker_id);
+        }
+        assert!(result.workers[1].end_us <= failure.at_us + 1_000_000);
+        still_healthy().await;
+    }
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let limits = Limits { memory_bytes: 64 << 20, ..Limits::default() };
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_memory_bomb", "victim": 2 });
+        let result = provoke(packs, input, limits, Duration::from_secs(30)).await;
+        assert_contained(&result, 2, FailureKind::MemoryLimit, "above the limit of 67108864").await;
+    }
+}
+
+#[tokio::test]
+async fn unbounded_recursion_traps_on_stack_exhaustion() {
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_stack_overflow", "victim": 0 });
+        let result = provoke(packs, input, Limits::default(), Duration::from_secs(30)).await;
+        assert_contained(&result, 0, FailureKind::Trap, "call stack exhausted").await;
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_collective_through_redis_is_contained() {
+    let input = json!({ "scenario": "fail_panic_in_collective", "victim": 3 });
+    let result = provoke(Packs::ThroughRedis, input, Limits::default(), Duration::from_secs(30)).await;
+    assert_contained(&result, 3, FailureKind::Trap, "worker 3 panics on purpose").await;
+}
+
+#[tokio::test]
+async fn a_send_above_the_message_limit_fails_the_flare() {
+    let limits = Limits { message_bytes: 1 << 20, ..Limits::default() };
+    for packs in PACKS {
+        // Exactly at the limit is allowed: worker 0 never receives it, and the flare succeeds.
+        let at_limit = json!({ "scenario": "hostile_huge_send", "victim": 2, "bytes": 1 << 20 });
+        outputs(&provoke(packs, at_limit, limits, Duration::from_secs(30)).await);
+        let above = json!({ "scenario": "hostile_huge_send", "victim": 2, "bytes": (1 << 20) + 1 });
+        let result = provoke(packs, above, limits, Duration::from_secs(30)).await;
+        let message = "tried to send a message of 1048577 bytes; the limit is 1048576";
+        assert_contained(&result, 2, FailureKind::MessageLimit, message).await;
+    }
+}
+
+#[tokio::test]
+async fn flooding_a_worker_that_does_not_receive_hits_the_buffered_limit() {
+    let limits = Limits { buffered_bytes: 1 << 20, ..Limits::default() };
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_flood", "victim": 3 });
+        let result = provoke(packs, input, limits, Duration::from_secs(30)).await;
+        let message = "sent worker 0 more than it received: 1114112 bytes would wait in the host, the limit is 1048576";
+        assert_contained(&result, 3, FailureKind::MessageLimit, message).await;
+    }
+}
+
+/// What `hostile_stdout` writes: numbered lines, cut at `bytes`.
+fn numbered_lines(worker_id: u32, bytes: usize) -> String {
+    let mut text = String::new();
+    let mut line = 0;
+    while text.len() < bytes {
+        text.push_str(&format!("worker {worker_id} line {line}\n"));
+        line += 1;
+    }
+    text.truncate(bytes);
+    text
+}
+
+#[tokio::test]
+async fn unbounded_stdout_is_truncated_and_marked_not_an_error() {
+    let limits = Limits { output_bytes: 4096, ..Limits::default() };
+    for (written, truncated) in [(100_000, true), (4096, false), (4095, false)] {
+        let input = json!({ "scenario": "hostile_stdout", "bytes": written });
+        let result = provoke(Packs::InProcess, input, limits, Duration::from_secs(30)).await;
+        assert_eq!(outputs(&result), vec![json!([written]); WORKERS as usize]);
+        for worker in &result.workers {
+            let expected = numbered_lines(worker.worker_id, written.min(4096));
+            assert_eq!(worker.stdout, expected.as_bytes(), "worker {} wrote {written}", worker.worker_id);
+            assert_eq!((worker.stdout_truncated, worker.stderr_truncated), (truncated, false));
+        }
+    }
+}
+
+#[tokio::test]
+async fn misuse_across_packs_is_the_same_typed_errors_as_in_one_process() {
+    let input = json!({ "scenario": "comm_misuse" });
+    let in_process =
+        outputs(&provoke(Packs::InProcess, input.clone(), Limits::default(), Duration::from_secs(30)).await);
+    let through_redis = outputs(&provoke(Packs::ThroughRedis, input, Limits::default(), Duration::from_secs(30)).await);
+    assert_eq!(through_redis, in_process);
+    assert_eq!(in_process[0][0], json!(format!("invalid-worker({WORKERS})")));
+}
+
+#[tokio::test]
+async fn no_host_file_is_readable_without_a_grant() {
+    let input = json!({ "scenario": "hostile_files", "read": ["/etc/passwd", "/data/anything", "."], "write": ["/tmp/planted"] });
+    let result = provoke(Packs::InProcess, input, Limits::default(), Duration::from_secs(30)).await;
+    assert_eq!(outputs(&result), vec![json!(["denied", "denied", "denied", "denied"]); WORKERS as usize]);
+    assert!(!std::path::Path::new("/tmp/planted").exists());
+}
+
+#[tokio::test]
+async fn a_granted_directory_is_readable_and_nothing_outside_or_writable() {
+    let root = std::env::temp_dir().join(unique_flare_id("grant"));
+    let granted = root.join("granted");
+    std::fs::create_dir_all(granted.join("sub")).expect("temp dir");
+    std::fs::write(granted.join("secret.txt"), "granted content 7f3a").expect("write");
+    std::fs::write(root.join("outside.txt"), "outside content").expect("write");
+    let input = json!({
+        "scenario": "hostile_files",
+        "read": ["/data/secret.txt", "/data/sub/../secret.txt", "/data/../outside.txt", "/etc/passwd"],
+        "write": ["/data/planted.txt", "/data/../planted.txt"],
+    });
+    let mut spec = spec(&input, Limits::default(), Duration::from_secs(30));
+    spec.read_only_dir = Some(granted.clone());
+    let result = provoke_spec(Packs::InProcess, spec).await;
+    let expected =
+        json!(["ok:granted content 7f3a", "ok:granted content 7f3a", "denied", "denied", "denied", "denied"]);
+    assert_eq!(outputs(&result), vec![expected; WORKERS as usize]);
+    let mut left: Vec<_> = std::fs::read_dir(&root).expect("read").map(|e| e.expect("entry").file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["granted", "outside.txt"], "the guest created a file");
+    std::fs::remove_dir_all(&root).expect("clean up");
+}
+
+#[tokio::test]
+async fn a_component_that_imports_sockets_is_refused_naming_the_import() {
+    let wasm = std::fs::read(guest_path("burst_fixture_socket")).expect("built");
+    let error = runtime().load(&wasm, None).err().expect("refused");
+    let LoadError::ForbiddenImport(import) = &error else { panic!("wrong error: {error}") };
+    assert!(import.starts_with("wasi:sockets/"), "{import}");
+    assert!(error.to_string().contains(import.as_str()));
+}
+
+/// The time of a flare of `rounds` barriers, 8 workers in 2 packs.
+async fn barriers(program: &Program, rounds: u32) -> Duration {
+    let input = json!({ "scenario": "comm_barriers", "rounds": rounds });
+    let layout = PackLayout::homogeneous(8, 4).expect("valid");
+    let input = Bytes::from(serde_json::to_vec(&input).expect("JSON"));
+    let spec = FlareSpec::new(unique_flare_id("steady"), layout.into(), vec![input; 8], Duration::from_secs(60));
+    let started = Instant::now();
+    let result = burst_host::run_flare(runtime(), program, &spec).await.expect("valid");
+    assert_eq!(outputs(&result), vec![json!([rounds]); 8]);
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_flare_does_not_stall_another_beyond_the_epoch_tick() {
+    const ROUNDS: u32 = 50;
+    let tick = runtime().config().epoch_tick;
+    let alone = barriers(fixtures(), ROUNDS).await;
+    // Two flares spinning in every worker hold both cores until their deadline.
+    let spin = json!({ "scenario": "hostile_spin", "victim": 0 });
+    let hostile: Vec<_> = (0..2)
+        .map(|_| {
+            let spec = spec(&spin, Limits::default(), Duration::from_secs(4));
+            tokio::spawn(async move { burst_host::run_flare(runtime(), fixtures(), &spec).await.expect("valid") })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let beside = barriers(fixtures(), ROUNDS).await;
+    for flare in hostile {
+        let result = flare.await.expect("joined");
+        assert_eq!(result.failure.expect("spins to the deadline").kind, FailureKind::Deadline);
+    }
+    // Every barrier wakes each worker once; a woken worker waits at most for
+    // the spinning guests on the two threads to reach their next epoch yield.
+    let stall_per_round = beside.saturating_sub(alone) / ROUNDS;
+    assert!(stall_per_round <= tick * 2, "alone {alone:?}, beside hostile flares {beside:?}, tick {tick:?}");
+    outputs(&crate::support::run(hello(), 4, 2, &Value::Null).await);
+}
