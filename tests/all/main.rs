@@ -3,14 +3,21 @@
 //!
 //! One test binary with a module per topic, so wasmtime links once.
 
+mod controller;
 mod support;
 
 mod brokers;
 mod bytes_model;
 mod cli;
+mod cli_service;
 mod failures;
 mod hostile;
+mod hosts;
+mod load;
 mod misuse;
+mod openapi;
 mod primitives;
 mod programs;
 mod semantics;
+mod service;
+mod tenants;

@@ -1,0 +1,185 @@
+//! `burst host`: a host daemon that runs packs for a controller.
+//!
+//! It registers its slots, then polls the controller for packs (each poll
+//! is its heartbeat), fetches each component once by digest (checked
+//! against its SHA-256 and cached on disk, compiled artifacts too), runs
+//! its packs through the pack runtime, and reports their results. When the
+//! controller no longer knows it (restarted, or marked it down), it
+//! registers again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use burst_host::{Failure, FailureKind, Program, Runtime, RuntimeConfig};
+use clap::Args;
+use reqwest::Method;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use crate::api::{Assignment, HostReport, Register, Registered};
+use crate::client::{Client, ClientError, Connection};
+use crate::execute::execute;
+use crate::report::PackReport;
+
+/// Pause before retrying after the controller could not be reached.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Attempts to deliver a report before giving up on it (the controller
+/// then fails the flare at its deadline).
+const REPORT_ATTEMPTS: u32 = 5;
+
+/// Arguments of `burst host`.
+#[derive(Args)]
+pub struct HostArgs {
+    /// URL of the controller.
+    #[arg(long, env = "BURST_URL")]
+    controller: String,
+    /// The controller's cluster token.
+    #[arg(long, env = "BURST_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: String,
+    /// Worker slots this host offers.
+    #[arg(long)]
+    slots: u32,
+    /// Name shown by the controller [default: the hostname].
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory of fetched components and compiled artifacts
+    /// [default: $BURST_CACHE_DIR, or ~/.cache/burst].
+    #[arg(long, env = "BURST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+struct Daemon {
+    client: Client,
+    runtime: Arc<Runtime>,
+    cache_dir: PathBuf,
+    programs: Mutex<HashMap<String, Program>>,
+}
+
+pub fn run(args: HostArgs) -> anyhow::Result<()> {
+    let cache_dir = match args.cache_dir {
+        Some(dir) => dir,
+        None => PathBuf::from(std::env::var_os("HOME").context("set --cache-dir or HOME")?).join(".cache/burst"),
+    };
+    let name = args.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname").map_or_else(|_| "host".into(), |n| n.trim().to_owned())
+    });
+    let connection = Connection { url: args.controller, token: Some(args.cluster_token) };
+    let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    tokio.block_on(async {
+        let daemon = Arc::new(Daemon {
+            client: Client::new(&connection)?,
+            runtime: Arc::new(Runtime::new(RuntimeConfig { max_workers: args.slots, ..RuntimeConfig::default() })?),
+            cache_dir,
+            programs: Mutex::new(HashMap::new()),
+        });
+        tokio::select! {
+            result = daemon.serve(name, args.slots) => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+impl Daemon {
+    /// Registers, then polls and runs packs; registers again when the
+    /// controller forgot this host.
+    async fn serve(self: &Arc<Self>, name: String, slots: u32) -> anyhow::Result<()> {
+        let mut running = JoinSet::new();
+        loop {
+            let registered: Registered =
+                match self.client.post("/v1/hosts", &Register { name: name.clone(), slots }).await {
+                    Ok(registered) => registered,
+                    Err(ClientError::Api { code, message, .. }) if code != "http" => {
+                        bail!("the controller refused this host: {message} ({code})")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot register; retrying");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        continue;
+                    }
+                };
+            let id = registered.host_id;
+            println!("burst host: registered as {id} with {slots} slots");
+            // Poll well within the timeout, so a slow answer never makes the
+            // host look down.
+            let wait_ms = registered.timeout_ms / 3;
+            loop {
+                while running.try_join_next().is_some() {}
+                let path = format!("/v1/hosts/{id}/work?wait_ms={wait_ms}");
+                match self.client.get::<Vec<Assignment>>(&path).await {
+                    Ok(work) => {
+                        for assignment in work {
+                            let daemon = Arc::clone(self);
+                            let id = id.clone();
+                            running.spawn(async move { daemon.run_assignment(&id, assignment).await });
+                        }
+                    }
+                    Err(ClientError::Api { code, .. }) if code == "unknown_host" => {
+                        tracing::warn!(host_id = id, "the controller no longer knows this host; registering again");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "polling failed; retrying");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_assignment(&self, host_id: &str, assignment: Assignment) {
+        let reports = match self.program(&assignment.digest).await {
+            Ok(program) => execute(&self.runtime, &program, &assignment).await,
+            Err(error) => {
+                let failure = Failure::new(None, FailureKind::Instantiate, format!("{error:#}"));
+                vec![PackReport::failed(&assignment.flare_id, failure)]
+            }
+        };
+        let body = HostReport { flare_id: assignment.flare_id.clone(), reports };
+        let path = format!("/v1/hosts/{host_id}/reports");
+        for attempt in 1..=REPORT_ATTEMPTS {
+            match self.client.send(self.client.request(Method::POST, &path).json(&body)).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(flare_id = assignment.flare_id, attempt, %error, "reporting failed");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    /// The compiled program of a digest: from memory, the disk cache, or
+    /// the controller.
+    async fn program(&self, digest: &str) -> anyhow::Result<Program> {
+        if let Some(program) = self.programs.lock().unwrap_or_else(PoisonError::into_inner).get(digest) {
+            return Ok(program.clone());
+        }
+        let path = self.cache_dir.join("components").join(format!("{digest}.wasm"));
+        let wasm = match std::fs::read(&path) {
+            Ok(wasm) if hex::encode(Sha256::digest(&wasm)) == digest => wasm,
+            _ => self.fetch(digest, &path).await?,
+        };
+        let (runtime, artifacts) = (Arc::clone(&self.runtime), self.cache_dir.join("artifacts"));
+        let program = tokio::task::spawn_blocking(move || runtime.load(&wasm, Some(&artifacts))).await??;
+        self.programs.lock().unwrap_or_else(PoisonError::into_inner).insert(digest.to_owned(), program.clone());
+        Ok(program)
+    }
+
+    async fn fetch(&self, digest: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+        let request = self.client.request(Method::GET, &format!("/v1/components/{digest}"));
+        let response = self.client.send(request).await?;
+        let wasm = response.bytes().await.context("reading the component")?.to_vec();
+        if hex::encode(Sha256::digest(&wasm)) != digest {
+            bail!("the component fetched for {digest} has another digest");
+        }
+        let dir = path.parent().context("cache path has a parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::write(&partial, &wasm).with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(wasm)
+    }
+}

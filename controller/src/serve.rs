@@ -1,0 +1,80 @@
+//! `burst serve`: run the controller with its embedded host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use burst_host::comm::BrokerKind;
+use clap::Args;
+
+use crate::service::{self, ServeConfig};
+
+/// Worker slots per CPU of the embedded host by default: workers mostly
+/// wait on messages, and a Wasm instance is small.
+const SLOTS_PER_CPU: u32 = 64;
+
+/// Arguments of `burst serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BURST_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the store [default: $HOME/.local/share/burst].
+    #[arg(long, env = "BURST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Worker slots of the embedded host; 0 runs packs only on `burst host`
+    /// daemons [default: 64 per CPU].
+    #[arg(long, env = "BURST_SLOTS")]
+    slots: Option<u32>,
+    /// Tenants' tokens as `tenant:token,tenant:token` (none: open, one tenant).
+    #[arg(long, env = "BURST_TOKENS", hide_env_values = true)]
+    tokens: Option<String>,
+    /// File of `tenant:token` lines (`#` comments).
+    #[arg(long, env = "BURST_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Token that host daemons present (none: no host may join).
+    #[arg(long, env = "BURST_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: Option<String>,
+    /// Most flares waiting for slots.
+    #[arg(long, default_value_t = 1024)]
+    queue_limit: usize,
+    /// A host daemon that has not polled for this many milliseconds is down.
+    #[arg(long, default_value_t = 10_000)]
+    host_timeout_ms: u64,
+    /// Finished flares and their results are deleted this many seconds after
+    /// they ended.
+    #[arg(long, env = "BURST_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    retention_secs: u64,
+    /// Redis URL hosts use for flares with the redis backend.
+    #[arg(long, env = "BURST_REDIS_URL", default_value = BrokerKind::Redis.default_url())]
+    redis_url: String,
+    /// RabbitMQ URL hosts use for flares with the rabbitmq backend.
+    #[arg(long, env = "BURST_RABBITMQ_URL", default_value = BrokerKind::RabbitMq.default_url())]
+    rabbitmq_url: String,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => PathBuf::from(std::env::var_os("HOME").context("set --data-dir or HOME")?).join(".local/share/burst"),
+    };
+    let mut tokens: Vec<String> = args.tokens.into_iter().collect();
+    if let Some(path) = &args.tokens_file {
+        tokens.push(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let config = ServeConfig {
+        listen: args.listen,
+        data_dir,
+        slots: args.slots.unwrap_or(SLOTS_PER_CPU * cpus),
+        tokens,
+        cluster_token: args.cluster_token,
+        queue_limit: args.queue_limit,
+        host_timeout: Duration::from_millis(args.host_timeout_ms),
+        retention: Duration::from_secs(args.retention_secs),
+        redis_url: args.redis_url,
+        rabbitmq_url: args.rabbitmq_url,
+    };
+    tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(service::run(config))
+}

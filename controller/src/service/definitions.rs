@@ -1,0 +1,264 @@
+//! Definitions: deploy a component under a name, list, get and delete.
+//!
+//! A deploy is checked whole before anything is stored: the name, the
+//! defaults, then the component itself (size cap, component header, the
+//! `burst:bcm/worker` world, compilation). Only then are its bytes written
+//! under their digest and a new version of the name recorded.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use burst_host::result::now_us;
+use burst_host::{Limits, LoadError};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::error::ApiError;
+use super::{MAX_DEADLINE_MS, MAX_UPLOAD_BYTES, Service};
+use crate::api::{Defaults, Definition, ErrorBody, Version};
+
+/// Checks a definition name: it appears in URLs and store keys.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("bad_name", format!("name `{name}` must be 1 to 64 of A-Z a-z 0-9 . _ -")))
+    }
+}
+
+/// Flare defaults of a deployment, as query parameters of a raw upload
+/// (or fields of a multipart one).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeployParams {
+    /// Workers per pack when a flare does not say.
+    granularity: Option<u32>,
+    /// Linear memory cap of each worker, in bytes.
+    memory_bytes: Option<u64>,
+    /// Deadline of a flare, in milliseconds.
+    deadline_ms: Option<u64>,
+}
+
+impl DeployParams {
+    fn set(&mut self, field: &str, value: &str) -> Result<(), ApiError> {
+        let number = |value: &str| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request("bad_request", format!("`{field}` is not a number")))
+        };
+        match field {
+            "granularity" => {
+                let n = number(value)?;
+                self.granularity = Some(u32::try_from(n).map_err(|_| bad_granularity(n))?);
+            }
+            "memory_bytes" => self.memory_bytes = Some(number(value)?),
+            "deadline_ms" => self.deadline_ms = Some(number(value)?),
+            other => return Err(ApiError::bad_request("bad_request", format!("unknown form field `{other}`"))),
+        }
+        Ok(())
+    }
+
+    fn check(self, service: &Service) -> Result<Defaults, ApiError> {
+        if let Some(g) = self.granularity.filter(|&g| g == 0) {
+            return Err(bad_granularity(g.into()));
+        }
+        if let Some(memory_bytes) = self.memory_bytes {
+            service.check_limits(&Limits { memory_bytes, ..Limits::default() })?;
+        }
+        if let Some(ms) = self.deadline_ms {
+            check_deadline(ms)?;
+        }
+        Ok(Defaults { granularity: self.granularity, memory_bytes: self.memory_bytes, deadline_ms: self.deadline_ms })
+    }
+}
+
+fn bad_granularity(g: u64) -> ApiError {
+    ApiError::bad_request("bad_granularity", format!("granularity {g} must be at least 1"))
+}
+
+/// Checks a deadline in milliseconds.
+pub fn check_deadline(ms: u64) -> Result<(), ApiError> {
+    if (1..=MAX_DEADLINE_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("bad_deadline", format!("deadline_ms {ms} must be between 1 and {MAX_DEADLINE_MS}")))
+    }
+}
+
+fn load_error(error: LoadError) -> ApiError {
+    match error {
+        LoadError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", error.to_string())
+        }
+        LoadError::NotAComponent => ApiError::bad_request("not_a_component", error.to_string()),
+        LoadError::WrongWorld(_) => ApiError::bad_request("wrong_world", error.to_string()),
+        LoadError::ForbiddenImport(_) => ApiError::bad_request("forbidden_import", error.to_string()),
+        LoadError::Compile(_) => ApiError::bad_request("invalid_component", error.to_string()),
+        LoadError::Cache { .. } => ApiError::internal(error),
+    }
+}
+
+fn too_large() -> ApiError {
+    let message = format!("the upload is above the maximum of {MAX_UPLOAD_BYTES} bytes");
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", message)
+}
+
+/// The component and defaults of an upload, raw or multipart.
+async fn read_upload(
+    service: &Arc<Service>,
+    params: DeployParams,
+    request: Request,
+) -> Result<(Bytes, DeployParams), ApiError> {
+    let multipart = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let body = Bytes::from_request(request, service).await.map_err(|_| too_large())?;
+        return Ok((body, params));
+    }
+    let mut form = Multipart::from_request(request, service)
+        .await
+        .map_err(|e| ApiError::bad_request("bad_request", format!("multipart: {e}")))?;
+    let (mut component, mut params) = (None, params);
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::bad_request("bad_request", format!("multipart: {e}"))
+        }
+    };
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "component" {
+            component = Some(field.bytes().await.map_err(bad)?);
+        } else {
+            let value = field.text().await.map_err(bad)?;
+            params.set(&name, &value)?;
+        }
+    }
+    let component = component.ok_or_else(|| ApiError::bad_request("bad_request", "no `component` field"))?;
+    Ok((component, params))
+}
+
+/// Deploys a component under a name; a name deployed again gets a new version.
+#[utoipa::path(
+    post,
+    path = "/v1/definitions/{name}",
+    tag = "definitions",
+    params(("name" = String, Path, description = "1 to 64 of A-Z a-z 0-9 . _ -"), DeployParams),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/wasm",
+        description = "The component; or multipart/form-data with a `component` file and the defaults as fields"
+    ),
+    responses(
+        (status = 201, description = "Deployed", body = Definition),
+        (status = 400, description = "Bad name, defaults or component", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 413, description = "Component above the size cap", body = ErrorBody),
+    )
+)]
+pub async fn deploy(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<Definition>), ApiError> {
+    let tenant = service.auth.tenant(&headers)?;
+    check_name(&name)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
+    let (wasm, params) = read_upload(&service, params, request).await?;
+    let defaults = params.check(&service)?;
+    let size = wasm.len() as u64;
+    let program = service.programs.load(wasm.clone()).await.map_err(load_error)?;
+    let digest = program.digest().to_owned();
+    service.store.put_component(&digest, &wasm)?;
+    // One deploy at a time: versions are read, then written.
+    let _serial = service.deploys.lock().await;
+    let mut definition = service.store.definition(&tenant, &name)?.unwrap_or(Definition { name, versions: Vec::new() });
+    let version = definition.current().map_or(1, |v| v.version + 1);
+    definition.versions.push(Version { version, digest, size, created_us: now_us(), defaults });
+    service.store.put_definition(&tenant, &definition)?;
+    tracing::info!(tenant, name = definition.name, version, "deployed");
+    Ok((StatusCode::CREATED, Json(definition)))
+}
+
+/// The caller's definitions.
+#[utoipa::path(
+    get,
+    path = "/v1/definitions",
+    tag = "definitions",
+    responses(
+        (status = 200, description = "Every definition of the tenant", body = Vec<Definition>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub async fn list_definitions(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Definition>>, ApiError> {
+    let tenant = service.auth.tenant(&headers)?;
+    Ok(Json(service.store.definitions(&tenant)?))
+}
+
+/// One definition with every version.
+#[utoipa::path(
+    get,
+    path = "/v1/definitions/{name}",
+    tag = "definitions",
+    params(("name" = String, Path, description = "The definition")),
+    responses(
+        (status = 200, description = "The definition", body = Definition),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such definition for this tenant", body = ErrorBody),
+    )
+)]
+pub async fn get_definition(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Definition>, ApiError> {
+    let tenant = service.auth.tenant(&headers)?;
+    let definition = service.store.definition(&tenant, &name)?;
+    Ok(Json(definition.ok_or_else(|| ApiError::not_found(format_args!("definition `{name}`")))?))
+}
+
+/// Deletes a definition and every version of it.
+#[utoipa::path(
+    delete,
+    path = "/v1/definitions/{name}",
+    tag = "definitions",
+    params(("name" = String, Path, description = "The definition")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such definition for this tenant", body = ErrorBody),
+    )
+)]
+pub async fn delete_definition(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let tenant = service.auth.tenant(&headers)?;
+    let _serial = service.deploys.lock().await;
+    let Some(definition) = service.store.definition(&tenant, &name)? else {
+        return Err(ApiError::not_found(format_args!("definition `{name}`")));
+    };
+    service.store.delete_definition(&tenant, &name)?;
+    for version in &definition.versions {
+        service.programs.forget(&version.digest);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,226 @@
+//! `burst serve`: the controller, an axum service with an embedded host.
+//!
+//! Routes are declared once with their OpenAPI annotations
+//! (`utoipa-axum`), so `/openapi.json` lists exactly the routes served.
+//! Handlers live by resource: [`definitions`], [`flares`], [`hosts`]
+//! (health and the host-daemon routes). State: the [`store::Store`] that
+//! survives restarts, the compiled [`programs::Programs`], and the
+//! [`cluster::Cluster`] of hosts, queue and live flares; a maintenance task
+//! marks silent hosts down and prunes results past their retention.
+
+mod admission;
+mod auth;
+mod cluster;
+mod definitions;
+mod error;
+mod flares;
+mod hosts;
+mod programs;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use burst_host::result::now_us;
+use burst_host::{Failure, FailureKind, LimitError, Limits, Runtime, RuntimeConfig};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::auth::Auth;
+use self::cluster::{Cluster, ClusterConfig};
+use self::error::ApiError;
+use self::programs::Programs;
+use self::store::Store;
+
+/// Longest deadline a flare may ask for.
+pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
+
+/// Largest request body: a component at its cap, plus multipart framing.
+pub const MAX_UPLOAD_BYTES: usize = (64 << 20) + (1 << 20);
+
+/// How often hosts' liveness and overdue flares are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Settings of `burst serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Worker slots of the embedded host (0: only remote hosts).
+    pub slots: u32,
+    /// `tenant:token` entries (empty: open, one tenant).
+    pub tokens: Vec<String>,
+    /// The token host daemons present.
+    pub cluster_token: Option<String>,
+    /// Most flares waiting for slots.
+    pub queue_limit: usize,
+    /// A remote host that has not polled for this long is down.
+    pub host_timeout: Duration,
+    /// Finished flares are deleted this long after they ended.
+    pub retention: Duration,
+    /// Broker URL handed to hosts for Redis flares.
+    pub redis_url: String,
+    /// Broker URL handed to hosts for RabbitMQ flares.
+    pub rabbitmq_url: String,
+}
+
+/// What every handler shares.
+pub struct Service {
+    auth: Auth,
+    store: Arc<Store>,
+    programs: Arc<Programs>,
+    cluster: Arc<Cluster>,
+    /// Serializes the read-modify-write of a definition's versions.
+    deploys: tokio::sync::Mutex<()>,
+    host_timeout: Duration,
+    openapi: OnceLock<String>,
+}
+
+impl Service {
+    /// Checks limits against their caps and this controller's runtime.
+    fn check_limits(&self, limits: &Limits) -> Result<(), ApiError> {
+        let cap = self.programs.runtime().config().max_memory_per_worker;
+        let above_runtime = LimitError::AboveCap { name: "memory_bytes", value: limits.memory_bytes, cap };
+        let checked = limits.check().and(if limits.memory_bytes > cap { Err(above_runtime) } else { Ok(()) });
+        checked.map_err(|e| ApiError::bad_request("bad_limits", e.to_string()))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "burst controller",
+    description = "Deploy WebAssembly work functions and run them as flares of simultaneous workers. \
+                   Tenant routes take `Authorization: Bearer TOKEN` when tokens are configured; \
+                   host routes take the cluster token. Errors are `{code, message}`."
+))]
+struct ApiDoc;
+
+/// The OpenAPI document of these routes.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
+async fn openapi_json(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], service.openapi.get().cloned().unwrap_or_default())
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route; see /openapi.json")
+}
+
+/// Every route, with the OpenAPI document they make.
+fn router(service: Arc<Service>) -> anyhow::Result<Router> {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(hosts::health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(definitions::list_definitions))
+        .routes(routes!(definitions::deploy, definitions::get_definition, definitions::delete_definition))
+        .routes(routes!(flares::create_flare, flares::list_flares))
+        .routes(routes!(flares::get_flare))
+        .routes(routes!(flares::get_results))
+        .routes(routes!(hosts::register))
+        .routes(routes!(hosts::poll))
+        .routes(routes!(hosts::report))
+        .routes(routes!(hosts::component))
+        .split_for_parts();
+    let json = api.to_pretty_json().context("writing the OpenAPI document")?;
+    let _ = service.openapi.set(json);
+    Ok(router.fallback(no_route).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)).with_state(service))
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+///
+/// # Errors
+/// When the store, the runtime or the listener cannot be set up.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let auth = Auth::new(&config.tokens, config.cluster_token.clone()).map_err(anyhow::Error::msg)?;
+    let store =
+        Arc::new(Store::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?);
+    let stopped = Failure::new(None, FailureKind::Backend, "the controller stopped before the flare finished");
+    let failed = store.fail_unfinished(&stopped)?;
+    if failed > 0 {
+        tracing::warn!(failed, "flares left unfinished by the previous controller process are marked failed");
+    }
+    let runtime = Runtime::new(RuntimeConfig { max_workers: config.slots.max(1), ..RuntimeConfig::default() })?;
+    let programs = Arc::new(Programs::new(Arc::new(runtime), Arc::clone(&store)));
+    let cluster = Cluster::new(
+        Arc::clone(&store),
+        Arc::clone(&programs),
+        ClusterConfig {
+            embedded_slots: config.slots,
+            queue_limit: config.queue_limit,
+            host_timeout: config.host_timeout,
+            redis_url: config.redis_url.clone(),
+            rabbitmq_url: config.rabbitmq_url.clone(),
+        },
+    );
+    let service = Arc::new(Service {
+        auth,
+        store: Arc::clone(&store),
+        programs,
+        cluster: Arc::clone(&cluster),
+        deploys: tokio::sync::Mutex::new(()),
+        host_timeout: config.host_timeout,
+        openapi: OnceLock::new(),
+    });
+    let app = router(service)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    // Tests and scripts read the address from this line (port 0 picks one).
+    println!("burst serve: listening on http://{}", listener.local_addr()?);
+    let maintenance = tokio::spawn(maintain(cluster, store, config.retention));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    maintenance.abort();
+    served.context("serving HTTP")
+}
+
+/// Marks silent hosts down, fails overdue flares, prunes old results.
+async fn maintain(cluster: Arc<Cluster>, store: Arc<Store>, retention: Duration) {
+    let prune_every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        cluster.check();
+        if last_prune.is_none_or(|at| at.elapsed() >= prune_every) {
+            last_prune = Some(tokio::time::Instant::now());
+            let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
+            match store.prune(cutoff) {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned flares past their retention"),
+                Err(error) => tracing::error!(%error, "pruning old flares failed"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,299 @@
+//! The controller's embedded store, which survives restarts.
+//!
+//! Metadata lives in one redb database (`burst.redb`): definitions keyed by
+//! tenant and name, flare states keyed by flare id, and finished results in
+//! a table of their own so that listing flares never parses results.
+//! Components are content-addressed files (`components/{digest}.wasm`,
+//! written whole and renamed into place); compiled artifacts sit in
+//! `artifacts/`, the runtime's cache. A component file is deleted when no
+//! definition version of any tenant refers to its digest any more.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Definition, FlareDoc, FlareStatus};
+use crate::report::ResultDoc;
+
+/// Definitions, keyed by `{tenant}\0{name}`; values are JSON.
+const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
+/// Flare states ([`FlareRecord`] JSON), keyed by flare id.
+const FLARES: TableDefinition<&str, &[u8]> = TableDefinition::new("flares");
+/// Results of finished flares ([`ResultDoc`] JSON), keyed by flare id.
+const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
+
+/// Why the store failed; always a fault of the machine, never of a request.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A stored value does not decode (the store was written by something else).
+    #[error("corrupt record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                StoreError::Db(error.into())
+            }
+        }
+    )*};
+}
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// A flare as stored: its state and whose it is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlareRecord {
+    /// The tenant that started it.
+    pub tenant: String,
+    /// Its state.
+    #[serde(flatten)]
+    pub doc: FlareDoc,
+}
+
+/// The database and the component files.
+pub struct Store {
+    db: Database,
+    dir: PathBuf,
+}
+
+fn definition_key(tenant: &str, name: &str) -> String {
+    format!("{tenant}\0{name}")
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the directory or database cannot be created or opened.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir.join("components")).map_err(io(dir))?;
+        let db = Database::create(dir.join("burst.redb"))?;
+        let txn = db.begin_write()?;
+        txn.open_table(DEFINITIONS)?;
+        txn.open_table(FLARES)?;
+        txn.open_table(RESULTS)?;
+        txn.commit()?;
+        Ok(Self { db, dir: dir.to_owned() })
+    }
+
+    /// Where the runtime caches compiled artifacts.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.join("artifacts")
+    }
+
+    fn component_path(&self, digest: &str) -> PathBuf {
+        self.dir.join("components").join(format!("{digest}.wasm"))
+    }
+
+    /// Stores a component under its digest (a no-op when it is there).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the file cannot be written.
+    pub fn put_component(&self, digest: &str, wasm: &[u8]) -> Result<(), StoreError> {
+        let path = self.component_path(digest);
+        if path.exists() {
+            return Ok(());
+        }
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        let io = |source| StoreError::Io { path: partial.clone(), source };
+        std::fs::write(&partial, wasm).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)
+    }
+
+    /// The bytes of a stored component.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when it exists but cannot be read.
+    pub fn component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.component_path(digest);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// A tenant's definition.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn definition(&self, tenant: &str, name: &str) -> Result<Option<Definition>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEFINITIONS)?;
+        let value = table.get(definition_key(tenant, name).as_str())?;
+        Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
+    }
+
+    /// Writes a tenant's definition (every version).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn put_definition(&self, tenant: &str, definition: &Definition) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(definition)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(DEFINITIONS)?.insert(definition_key(tenant, &definition.name).as_str(), json.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A tenant's definitions, by name.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn definitions(&self, tenant: &str) -> Result<Vec<Definition>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEFINITIONS)?;
+        let (start, end) = (format!("{tenant}\0"), format!("{tenant}\u{1}"));
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str())? {
+            out.push(serde_json::from_slice(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a tenant's definition, and the component files no other
+    /// definition uses. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database or a file fails.
+    pub fn delete_definition(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed: Option<Definition> = {
+            let mut table = txn.open_table(DEFINITIONS)?;
+            let removed = table.remove(definition_key(tenant, name).as_str())?;
+            removed.map(|v| serde_json::from_slice(v.value())).transpose()?
+        };
+        let Some(removed) = removed else { return Ok(false) };
+        let mut in_use = std::collections::HashSet::new();
+        for entry in txn.open_table(DEFINITIONS)?.iter()? {
+            let other: Definition = serde_json::from_slice(entry?.1.value())?;
+            in_use.extend(other.versions.into_iter().map(|v| v.digest));
+        }
+        txn.commit()?;
+        for version in removed.versions {
+            if !in_use.contains(&version.digest) {
+                let path = self.component_path(&version.digest);
+                match std::fs::remove_file(&path) {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Io { path, source: error });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// A flare's stored state.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn flare(&self, flare_id: &str) -> Result<Option<FlareRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let value = txn.open_table(FLARES)?.get(flare_id)?;
+        Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
+    }
+
+    /// Writes a flare's state, and its results when it has finished.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn put_flare(&self, record: &FlareRecord, result: Option<&ResultDoc>) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(record)?;
+        let result = result.map(serde_json::to_vec).transpose()?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(FLARES)?.insert(record.doc.flare_id.as_str(), json.as_slice())?;
+        if let Some(result) = result {
+            txn.open_table(RESULTS)?.insert(record.doc.flare_id.as_str(), result.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A finished flare's results.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn result(&self, flare_id: &str) -> Result<Option<ResultDoc>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let value = txn.open_table(RESULTS)?.get(flare_id)?;
+        Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
+    }
+
+    /// Every stored flare, in id order (which is creation order).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn flares(&self) -> Result<Vec<FlareRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for entry in txn.open_table(FLARES)?.iter()? {
+            out.push(serde_json::from_slice(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes finished flares (and their results) that ended before
+    /// `cutoff_us`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn prune(&self, cutoff_us: u64) -> Result<usize, StoreError> {
+        let expired: Vec<String> = self
+            .flares()?
+            .into_iter()
+            .filter(|r| r.doc.finished_us.is_some_and(|at| at < cutoff_us))
+            .map(|r| r.doc.flare_id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut flares = txn.open_table(FLARES)?;
+            let mut results = txn.open_table(RESULTS)?;
+            for id in &expired {
+                flares.remove(id.as_str())?;
+                results.remove(id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(expired.len())
+    }
+
+    /// Marks every flare that was queued or running as failed with
+    /// `failure` (a previous controller process held them); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn fail_unfinished(&self, failure: &burst_host::Failure) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for mut record in self.flares()? {
+            if !record.doc.status.is_final() {
+                record.doc.status = FlareStatus::Failed;
+                record.doc.finished_us = Some(failure.at_us);
+                record.doc.failure = Some(failure.clone());
+                self.put_flare(&record, None)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,116 @@
+//! Host daemons: a controller without an embedded host and two `burst host`
+//! processes on loopback; one flare spans both through Redis, and a host
+//! that stops polling is marked down and fails its flare.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use burst_host::comm::BrokerKind;
+use serde_json::{Value, json};
+
+use crate::brokers::leftovers;
+use crate::controller::{Api, Controller, TempDir, check_hello, spawn_burst};
+
+const CLUSTER_TOKEN: &str = "cluster-secret";
+
+struct HostDaemon {
+    child: Child,
+    _cache: TempDir,
+}
+
+impl HostDaemon {
+    fn start(url: &str, slots: u32, name: &str) -> Self {
+        let cache = TempDir::new("burst-host-cache");
+        let args: Vec<String> =
+            ["host", "--controller", url, "--slots", &slots.to_string(), "--name", name, "--cache-dir"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([cache.0.display().to_string()])
+                .collect();
+        let (child, line) = spawn_burst(&args, &[("BURST_CLUSTER_TOKEN", CLUSTER_TOKEN)]);
+        assert!(line.starts_with("burst host: registered as host-"), "{line}");
+        Self { child, _cache: cache }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HostDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn cluster(host_timeout_ms: &str) -> (Controller, Vec<HostDaemon>) {
+    let controller = Controller::start(
+        &["--slots", "0", "--host-timeout-ms", host_timeout_ms],
+        &[("BURST_CLUSTER_TOKEN", CLUSTER_TOKEN)],
+    );
+    let hosts = vec![HostDaemon::start(&controller.url, 4, "alpha"), HostDaemon::start(&controller.url, 4, "beta")];
+    (controller, hosts)
+}
+
+async fn health_of(api: &Api) -> Value {
+    api.get("/health").await.1
+}
+
+#[tokio::test]
+async fn one_flare_spans_two_host_daemons_through_redis() {
+    let (controller, _hosts) = cluster("10000");
+    let api = controller.api(None);
+    let health = health_of(&api).await;
+    assert_eq!((health["slots"].as_u64(), health["hosts"].as_array().map(Vec::len)), (Some(8), Some(2)), "{health}");
+    api.deploy_guest("hello", "hello").await;
+    let results =
+        api.flare_wait(json!({"definition": "hello", "burst_size": 8, "granularity": 4, "backend": "redis"})).await;
+    check_hello(&results, 8, |id| id / 4);
+    let placement = results["placement"].as_array().expect("placement");
+    let (first, second) = (&placement[0]["host"], &placement[1]["host"]);
+    assert!(first.as_str().is_some_and(|h| h.starts_with("host-")) && first != second, "{placement:?}");
+    for (id, worker) in results["workers"].as_array().expect("workers").iter().enumerate() {
+        assert_eq!(&worker["host"], if id < 4 { first } else { second });
+    }
+    assert_eq!(results["bytes"]["remote"], 2 + 2 * 8);
+    let flare_id = results["flare_id"].as_str().expect("id");
+    assert_eq!(leftovers(BrokerKind::Redis, flare_id, 2).await, Vec::<String>::new());
+    // The second flare uses the hosts' cached components.
+    let again = api
+        .flare_wait(json!({"definition": "hello", "burst_size": 6, "packing": "heterogeneous", "backend": "redis"}))
+        .await;
+    check_hello(&again, 6, |id| id / 4);
+    assert_eq!(health_of(&api).await["free_slots"], 8);
+}
+
+#[tokio::test]
+async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
+    let (controller, mut hosts) = cluster("1500");
+    let api = controller.api(None);
+    api.deploy_guest("fixtures", "burst_fixtures").await;
+    let request = json!({
+        "definition": "fixtures", "burst_size": 8, "granularity": 4, "backend": "redis",
+        "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 8000,
+    });
+    let (status, accepted) = api.post("/v1/flares", &request).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["flare_id"].as_str().expect("id");
+    let started = Instant::now();
+    while api.get(&format!("/v1/flares/{id}")).await.1["workers_started"] != 8 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the hosts never took their packs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hosts[0].kill();
+    let failed = api.wait_final(id).await;
+    assert_eq!(failed["status"], "failed");
+    let message = failed["failure"]["message"].as_str().expect("a message");
+    assert!(message.contains("(alpha) stopped polling the controller"), "{message}");
+    // Faster than the flare's own deadline.
+    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    let health = health_of(&api).await;
+    let states: Vec<&str> =
+        health["hosts"].as_array().expect("hosts").iter().filter_map(|h| h["state"].as_str()).collect();
+    assert_eq!(states, ["down", "up"]);
+    assert_eq!(health["slots"], 4);
+}

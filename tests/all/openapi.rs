@@ -1,0 +1,53 @@
+//! `/openapi.json` is generated from the routes: every route served is in
+//! it and every path in it is served.
+
+use std::collections::BTreeSet;
+
+use crate::controller::Controller;
+
+/// Every route of the controller, as (method, path).
+const ROUTES: [(&str, &str); 14] = [
+    ("get", "/health"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/definitions"),
+    ("post", "/v1/definitions/{name}"),
+    ("get", "/v1/definitions/{name}"),
+    ("delete", "/v1/definitions/{name}"),
+    ("post", "/v1/flares"),
+    ("get", "/v1/flares"),
+    ("get", "/v1/flares/{flare_id}"),
+    ("get", "/v1/flares/{flare_id}/results"),
+    ("post", "/v1/hosts"),
+    ("get", "/v1/hosts/{host_id}/work"),
+    ("post", "/v1/hosts/{host_id}/reports"),
+    ("get", "/v1/components/{digest}"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    let controller = Controller::start(&["--slots", "1"], &[]);
+    let api = controller.api(None);
+    let (status, doc) = api.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{doc}");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, expected);
+    // Every route is served: an unknown route answers `no_route`, these
+    // answer anything else.
+    for (method, path) in ROUTES {
+        let concrete =
+            path.replace("{name}", "x").replace("{flare_id}", "x").replace("{host_id}", "x").replace("{digest}", "x");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let response = api.request(method.clone(), &concrete).send().await.expect("answers");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_ne!(body["code"], "no_route", "{method} {concrete}");
+        assert_ne!(status, 405, "{method} {concrete}");
+    }
+}

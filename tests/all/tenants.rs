@@ -1,0 +1,54 @@
+//! Tenants: tokens map to tenants, each sees only its own definitions and
+//! flares (others' are 404), requests without a valid token are 401, and
+//! host routes take only the cluster token.
+
+use serde_json::json;
+
+use crate::controller::Controller;
+
+#[tokio::test]
+async fn each_tenant_sees_and_runs_only_its_own_and_tokens_are_required() {
+    let tokens_file = crate::controller::TempDir::new("burst-tokens");
+    let file = tokens_file.0.join("tokens");
+    std::fs::write(&file, "# tenant b\nb:token-b\n").expect("write tokens");
+    let controller = Controller::start(
+        &["--slots", "8", "--tokens-file", file.to_str().expect("utf-8")],
+        &[("BURST_TOKENS", "a:token-a"), ("BURST_CLUSTER_TOKEN", "cluster-secret")],
+    );
+    let (a, b) = (controller.api(Some("token-a")), controller.api(Some("token-b")));
+    a.deploy_guest("hello", "hello").await;
+    let results = a.flare_wait(json!({"definition": "hello", "burst_size": 2})).await;
+    let id = results["flare_id"].as_str().expect("id");
+
+    // Another tenant: 404 on everything of a's, and empty lists.
+    for path in ["/v1/definitions/hello".to_owned(), format!("/v1/flares/{id}"), format!("/v1/flares/{id}/results")] {
+        let (status, body) = b.get(&path).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{path}");
+    }
+    assert_eq!(b.get("/v1/definitions").await.1, json!([]));
+    assert_eq!(b.get("/v1/flares").await.1, json!([]));
+    assert_eq!(b.post("/v1/flares", &json!({"definition": "hello", "burst_size": 1})).await.0, 404);
+    assert_eq!(b.delete("/v1/definitions/hello").await.0, 404);
+    // The same name is b's own once b deploys it.
+    b.deploy_guest("hello", "hello").await;
+    assert_eq!(b.get("/v1/definitions/hello").await.1["versions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.get("/v1/flares").await.1.as_array().map(Vec::len), Some(1));
+
+    // No token, a wrong token, or the cluster token: 401 on tenant routes.
+    for api in [controller.api(None), controller.api(Some("wrong")), controller.api(Some("cluster-secret"))] {
+        for path in ["/v1/definitions", "/v1/flares", "/v1/definitions/hello"] {
+            let (status, body) = api.get(path).await;
+            assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "{path}");
+        }
+        assert_eq!(api.post("/v1/flares", &json!({"definition": "hello", "burst_size": 1})).await.0, 401);
+    }
+    // Host routes: only the cluster token.
+    let register = json!({"name": "intruder", "slots": 4});
+    assert_eq!(a.post("/v1/hosts", &register).await.1["code"], "unauthorized");
+    assert_eq!(controller.api(None).post("/v1/hosts", &register).await.0, 401);
+    assert_eq!(a.get("/v1/components/00").await.0, 401);
+    let (status, registered) = controller.api(Some("cluster-secret")).post("/v1/hosts", &register).await;
+    assert_eq!(status, 201, "{registered}");
+    // Health needs no token.
+    assert_eq!(controller.api(None).get("/health").await.1["hosts"].as_array().map(Vec::len), Some(2));
+}
