@@ -110,6 +110,8 @@ fn pair(backend: &str, chunk: usize) -> anyhow::Result<f64> {
             Command::new(env!("CARGO_BIN_EXE_burst"))
                 .args(["run", "-n", "2", "-g", "1", "--json", "--backend", backend, "--flare-id", &flare_id])
                 .args(["--pack", &pack.to_string(), "--chunk-bytes", &chunk.to_string(), "--input", &input])
+                // A 256 MiB message held by the guest and lowered into it again.
+                .args(["--memory-limit", &(1u64 << 30).to_string()])
                 .arg(guests::guest_path("microbench"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -57,7 +57,8 @@ pub mod __private {
 
     use crate::Context;
 
-    /// Decodes the JSON input, runs `work`, encodes its output as JSON.
+    /// Decodes the JSON input, runs `work`, flushes stdout, encodes its
+    /// output as JSON.
     pub fn run<I, O, E, F>(input: &[u8], work: F) -> Result<Vec<u8>, String>
     where
         I: DeserializeOwned,
@@ -66,7 +67,11 @@ pub mod __private {
         F: FnOnce(I, &Context) -> Result<O, E>,
     {
         let input: I = serde_json::from_slice(input).map_err(|e| format!("invalid input: {e}"))?;
-        let output = work(input, &Context::new()).map_err(|e| e.to_string())?;
+        let output = work(input, &Context::new());
+        // A worker is not a process that exits: what `print!` left in std's
+        // line buffer would never reach the host without this.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let output = output.map_err(|e| e.to_string())?;
         serde_json::to_vec(&output).map_err(|e| format!("could not encode the output as JSON: {e}"))
     }
 }

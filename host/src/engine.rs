@@ -147,7 +147,10 @@ impl Runtime {
         // guest's memory, so that memory is the cap that matters.
         store.set_hostcall_fuel(self.config.max_memory_per_worker as usize);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        // tokio's own yield puts the worker at the back of the run queue; a
+        // plain self-wake would land in the LIFO slot and let a CPU-bound
+        // guest run several slices in a row ahead of woken peers.
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))));
         Ok((store, output))
     }
 }

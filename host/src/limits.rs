@@ -127,3 +127,26 @@ pub enum Exceeded {
         limit: u32,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_within_their_caps_and_out_of_range_limits_are_named() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        let above = Limits { output_bytes: MAX_CAPTURED_OUTPUT + 1, ..Limits::default() };
+        let error =
+            LimitError::AboveCap { name: "output_bytes", value: MAX_CAPTURED_OUTPUT + 1, cap: MAX_CAPTURED_OUTPUT };
+        assert_eq!(above.check(), Err(error));
+        assert_eq!(Limits { memory_bytes: 0, ..Limits::default() }.check(), Err(LimitError::Zero("memory_bytes")));
+        assert_eq!(Limits { instances: 0, ..Limits::default() }.check(), Err(LimitError::Zero("instances")));
+    }
+
+    #[test]
+    fn limits_read_from_json_keep_the_defaults_for_what_is_not_given() {
+        let limits: Limits = serde_json::from_str(r#"{"memory_bytes": 1048576}"#).expect("valid");
+        assert_eq!(limits, Limits { memory_bytes: 1 << 20, ..Limits::default() });
+        assert!(serde_json::from_str::<Limits>(r#"{"memory": 1}"#).is_err(), "unknown fields are refused");
+    }
+}

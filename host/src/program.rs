@@ -23,13 +23,13 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// The preamble of a WebAssembly component (magic, version 0x0d, layer 1).
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
-/// Prefixes of the interfaces a work function may import: the comm of
-/// `burst:bcm`, and the WASI interfaces that give no authority outside the
+/// Prefixes of the interfaces a work function may import: `burst:bcm`
+/// (the comm and its types), and the WASI interfaces that give no authority outside the
 /// sandbox (stdio, clocks, random, and a filesystem that holds nothing
 /// unless a flare grants one directory read-only). Sockets, name lookup and
 /// HTTP are absent on purpose: a worker talks only through the comm.
 pub const ALLOWED_IMPORTS: &[&str] =
-    &["burst:bcm/comm@", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+    &["burst:bcm/", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
 
 /// Why a component cannot be used as a work function.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ pub enum LoadError {
     Compile(String),
     /// It imports an interface outside [`ALLOWED_IMPORTS`].
     #[error(
-        "the component imports `{0}`, which workers may not use (allowed: burst:bcm/comm, wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem)"
+        "the component imports `{0}`, which workers may not use (allowed: burst:bcm, wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem)"
     )]
     ForbiddenImport(String),
     /// It does not fit the `burst:bcm/worker` world (imports or exports).

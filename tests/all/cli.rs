@@ -87,3 +87,41 @@ fn bad_arguments_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
 }
+
+#[test]
+fn sandbox_flags_set_the_limits_and_the_granted_directory() {
+    let bomb = burst()
+        .args(["run", "--workers", "2", "--json", "--memory-limit", "33554432"])
+        .args(["--input", r#"{"scenario": "hostile_memory_bomb", "victim": 1}"#])
+        .arg(guest_path("burst_fixtures"))
+        .output()
+        .expect("burst runs");
+    assert_eq!(bomb.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&bomb.stdout).expect("one JSON document");
+    assert_eq!(doc["failure"]["kind"], "memory_limit");
+    assert_eq!(doc["failure"]["worker_id"], 1);
+
+    let dir = std::env::temp_dir().join(format!("burst-cli-grant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("table.csv"), "a,b\n1,2\n").expect("write");
+    let read = burst()
+        .args(["run", "--workers", "1", "--json", "--output-limit", "5", "--read-only-dir"])
+        .arg(&dir)
+        .args(["--input", r#"{"scenario": "hostile_files", "read": ["/data/table.csv"], "write": ["/data/x"]}"#])
+        .arg(guest_path("burst_fixtures"))
+        .output()
+        .expect("burst runs");
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let doc: Value = serde_json::from_slice(&read.stdout).expect("one JSON document");
+    assert_eq!(doc["outputs"][0], serde_json::json!(["ok:a,b\n1,2\n", "denied"]));
+    std::fs::remove_dir_all(&dir).expect("clean up");
+
+    let above_cap = burst()
+        .args(["run", "--workers", "1", "--output-limit", "999999999"])
+        .arg(guest_path("burst_fixtures"))
+        .output()
+        .expect("burst runs");
+    assert_eq!(above_cap.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&above_cap.stderr);
+    assert!(stderr.contains("limit `output_bytes` is 999999999, above its cap of 16777216"), "{stderr}");
+}
