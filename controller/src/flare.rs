@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{ArgGroup, Args};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::{FlareAccepted, FlareDoc, FlareRequest};
 use crate::client::{Client, Connection, block_on};
 use crate::results::print_results;
+use crate::sandbox::SandboxArgs;
 
 /// How often `--wait` asks for progress.
 const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -53,6 +54,8 @@ pub struct FlareArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    sandbox: SandboxArgs,
+    #[command(flatten)]
     connection: Connection,
 }
 
@@ -65,6 +68,21 @@ fn request_of(args: &FlareArgs) -> anyhow::Result<FlareRequest> {
         deadline_ms: args.deadline_ms,
         ..FlareRequest::default()
     };
+    if args.sandbox.read_only_dir.is_some() {
+        bail!("--read-only-dir is for `burst run`; the controller grants no host directories");
+    }
+    // Only the limits given here: the rest come from the deployment.
+    let sandbox = &args.sandbox;
+    let limits: Map<String, Value> = [
+        ("memory_bytes", sandbox.memory_limit),
+        ("message_bytes", sandbox.message_limit),
+        ("buffered_bytes", sandbox.buffered_limit),
+        ("output_bytes", sandbox.output_limit),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), Value::from(value?))))
+    .collect();
+    request.limits = (!limits.is_empty()).then_some(limits);
     if let Some(path) = &args.inputs_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let inputs: Vec<Value> = serde_json::from_str(&text)

@@ -65,6 +65,9 @@ fn deploy_flare_wait_status_results_and_list() {
     let (code, out, err) = run(burst(&controller).arg("list"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("hello") && out.contains("fixtures") && out.contains(&id), "{out}");
+    let (code, _, err) = run(burst(&controller).args(["flare", "hello", "-n", "2", "--memory-limit", "0"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("limit `memory_bytes` must not be 0 (bad_limits, HTTP 400"), "{err}");
     let (code, _, err) = run(burst(&controller).args(["status", "f-missing"]));
     assert_eq!(code, 2);
     assert!(err.contains("not_found"), "{err}");
