@@ -1,5 +1,6 @@
 //! Host daemons: a controller without an embedded host and two `burst host`
-//! processes on loopback; one flare spans both through Redis, and a host
+//! processes on loopback; one flare spans both through Redis and through
+//! RabbitMQ, and a host
 //! that stops polling is marked down and fails its flare.
 
 use std::process::Child;
@@ -58,24 +59,26 @@ async fn health_of(api: &Api) -> Value {
 }
 
 #[tokio::test]
-async fn one_flare_spans_two_host_daemons_through_redis() {
+async fn one_flare_spans_two_host_daemons_through_each_broker() {
     let (controller, _hosts) = cluster("10000");
     let api = controller.api(None);
     let health = health_of(&api).await;
     assert_eq!((health["slots"].as_u64(), health["hosts"].as_array().map(Vec::len)), (Some(8), Some(2)), "{health}");
     api.deploy_guest("hello", "hello").await;
-    let results =
-        api.flare_wait(json!({"definition": "hello", "burst_size": 8, "granularity": 4, "backend": "redis"})).await;
-    check_hello(&results, 8, |id| id / 4);
-    let placement = results["placement"].as_array().expect("placement");
-    let (first, second) = (&placement[0]["host"], &placement[1]["host"]);
-    assert!(first.as_str().is_some_and(|h| h.starts_with("host-")) && first != second, "{placement:?}");
-    for (id, worker) in results["workers"].as_array().expect("workers").iter().enumerate() {
-        assert_eq!(&worker["host"], if id < 4 { first } else { second });
+    for (backend, kind) in [("redis", BrokerKind::Redis), ("rabbitmq", BrokerKind::RabbitMq)] {
+        let request = json!({"definition": "hello", "burst_size": 8, "granularity": 4, "backend": backend});
+        let results = api.flare_wait(request).await;
+        check_hello(&results, 8, |id| id / 4);
+        let placement = results["placement"].as_array().expect("placement");
+        let (first, second) = (&placement[0]["host"], &placement[1]["host"]);
+        assert!(first.as_str().is_some_and(|h| h.starts_with("host-")) && first != second, "{placement:?}");
+        for (id, worker) in results["workers"].as_array().expect("workers").iter().enumerate() {
+            assert_eq!(&worker["host"], if id < 4 { first } else { second });
+        }
+        assert_eq!(results["bytes"]["remote"], 2 + 2 * 8);
+        let flare_id = results["flare_id"].as_str().expect("id");
+        assert_eq!(leftovers(kind, flare_id, 2).await, Vec::<String>::new(), "{backend}");
     }
-    assert_eq!(results["bytes"]["remote"], 2 + 2 * 8);
-    let flare_id = results["flare_id"].as_str().expect("id");
-    assert_eq!(leftovers(BrokerKind::Redis, flare_id, 2).await, Vec::<String>::new());
     // The second flare uses the hosts' cached components.
     let again = api
         .flare_wait(json!({"definition": "hello", "burst_size": 6, "packing": "heterogeneous", "backend": "redis"}))

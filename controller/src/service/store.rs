@@ -297,3 +297,84 @@ impl Store {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burst_host::result::now_us;
+    use burst_host::{Failure, FailureKind};
+
+    use super::*;
+    use crate::api::{Defaults, Version};
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(what: &str) -> (Store, Dir) {
+        let dir = std::env::temp_dir().join(format!("burst-store-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Store::open(&dir).expect("opens"), Dir(dir))
+    }
+
+    fn definition(name: &str, digest: &str) -> Definition {
+        let version =
+            Version { version: 1, digest: digest.into(), size: 3, created_us: 1, defaults: Defaults::default() };
+        Definition { name: name.into(), versions: vec![version] }
+    }
+
+    fn flare(id: &str, status: FlareStatus, finished_us: Option<u64>) -> FlareRecord {
+        let doc = FlareDoc {
+            flare_id: id.into(),
+            definition: "d".into(),
+            version: 1,
+            status,
+            burst_size: 1,
+            granularity: 1,
+            packing: "homogeneous".into(),
+            backend: "memory".into(),
+            deadline_ms: 1000,
+            workers_started: 0,
+            workers_finished: 0,
+            created_us: 1,
+            started_us: None,
+            finished_us,
+            failure: None,
+            placement: None,
+        };
+        FlareRecord { tenant: "t".into(), doc }
+    }
+
+    #[test]
+    fn a_component_file_goes_when_no_definition_of_any_tenant_uses_it() {
+        let (store, _dir) = store("gc");
+        store.put_component("abc", b"wasm").expect("put");
+        store.put_definition("a", &definition("one", "abc")).expect("put");
+        store.put_definition("b", &definition("two", "abc")).expect("put");
+        assert_eq!(store.definitions("a").expect("list").len(), 1);
+        assert!(store.delete_definition("a", "one").expect("delete"));
+        assert!(!store.delete_definition("a", "one").expect("delete"));
+        assert_eq!(store.component("abc").expect("read").as_deref(), Some(&b"wasm"[..]));
+        assert!(store.delete_definition("b", "two").expect("delete"));
+        assert_eq!(store.component("abc").expect("read"), None);
+    }
+
+    #[test]
+    fn pruning_drops_only_flares_that_ended_before_the_cutoff() {
+        let (store, _dir) = store("prune");
+        store.put_flare(&flare("f-1", FlareStatus::Succeeded, Some(10)), None).expect("put");
+        store.put_flare(&flare("f-2", FlareStatus::Failed, Some(30)), None).expect("put");
+        store.put_flare(&flare("f-3", FlareStatus::Running, None), None).expect("put");
+        assert_eq!(store.prune(20).expect("prune"), 1);
+        let left: Vec<String> = store.flares().expect("list").into_iter().map(|r| r.doc.flare_id).collect();
+        assert_eq!(left, ["f-2", "f-3"]);
+        let stopped = Failure::new(None, FailureKind::Backend, "stopped");
+        assert_eq!(store.fail_unfinished(&stopped).expect("fail"), 1);
+        let record = store.flare("f-3").expect("read").expect("kept");
+        assert_eq!(record.doc.status, FlareStatus::Failed);
+        assert!(record.doc.finished_us.is_some_and(|at| at <= now_us()));
+    }
+}
