@@ -34,15 +34,21 @@ impl Drop for TempDir {
     }
 }
 
+/// `burst ARGS` with `envs`.
+pub fn burst_command(args: &[String], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_burst"));
+    command.args(args).envs(envs.iter().copied());
+    command
+}
+
 /// Starts `burst ARGS` and returns it with the first line it printed.
 pub fn spawn_burst(args: &[String], envs: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("burst starts");
+    spawn_first_line(burst_command(args, envs))
+}
+
+/// Starts a command and returns it with the first line it printed.
+pub fn spawn_first_line(mut command: Command) -> (Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("the command starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -51,7 +57,7 @@ pub fn spawn_burst(args: &[String], envs: &[(&str, &str)]) -> (Child, String) {
         // Keep reading so the process never blocks on a full pipe.
         for _ in lines {}
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("burst prints its first line within 60 s");
+    let line = rx.recv_timeout(Duration::from_secs(60)).expect("the command prints its first line within 60 s");
     (child, line)
 }
 

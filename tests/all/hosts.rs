@@ -3,24 +3,31 @@
 //! RabbitMQ, and a host
 //! that stops polling is marked down and fails its flare.
 
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use burst_host::comm::BrokerKind;
 use serde_json::{Value, json};
 
 use crate::brokers::leftovers;
-use crate::controller::{Api, Controller, TempDir, check_hello, spawn_burst};
+use crate::controller::{Api, Controller, TempDir, burst_command, check_hello, spawn_first_line};
 
 const CLUSTER_TOKEN: &str = "cluster-secret";
 
-struct HostDaemon {
+pub const CLUSTER_TOKEN_ENV: (&str, &str) = ("BURST_CLUSTER_TOKEN", CLUSTER_TOKEN);
+
+pub struct HostDaemon {
     child: Child,
     _cache: TempDir,
 }
 
 impl HostDaemon {
     fn start(url: &str, slots: u32, name: &str) -> Self {
+        Self::start_in(None, url, slots, name)
+    }
+
+    /// A host daemon, in network namespace `netns` when given.
+    pub fn start_in(netns: Option<&str>, url: &str, slots: u32, name: &str) -> Self {
         let cache = TempDir::new("burst-host-cache");
         let args: Vec<String> =
             ["host", "--controller", url, "--slots", &slots.to_string(), "--name", name, "--cache-dir"]
@@ -28,7 +35,18 @@ impl HostDaemon {
                 .map(|s| s.to_string())
                 .chain([cache.0.display().to_string()])
                 .collect();
-        let (child, line) = spawn_burst(&args, &[("BURST_CLUSTER_TOKEN", CLUSTER_TOKEN)]);
+        let command = match netns {
+            None => burst_command(&args, &[CLUSTER_TOKEN_ENV]),
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_burst")])
+                    .args(&args)
+                    .envs([CLUSTER_TOKEN_ENV]);
+                command
+            }
+        };
+        let (child, line) = spawn_first_line(command);
         assert!(line.starts_with("burst host: registered as host-"), "{line}");
         Self { child, _cache: cache }
     }
@@ -46,10 +64,7 @@ impl Drop for HostDaemon {
 }
 
 fn cluster(host_timeout_ms: &str) -> (Controller, Vec<HostDaemon>) {
-    let controller = Controller::start(
-        &["--slots", "0", "--host-timeout-ms", host_timeout_ms],
-        &[("BURST_CLUSTER_TOKEN", CLUSTER_TOKEN)],
-    );
+    let controller = Controller::start(&["--slots", "0", "--host-timeout-ms", host_timeout_ms], &[CLUSTER_TOKEN_ENV]);
     let hosts = vec![HostDaemon::start(&controller.url, 4, "alpha"), HostDaemon::start(&controller.url, 4, "beta")];
     (controller, hosts)
 }

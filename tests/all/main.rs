@@ -15,6 +15,7 @@ mod hostile;
 mod hosts;
 mod load;
 mod misuse;
+mod netns;
 mod openapi;
 mod primitives;
 mod programs;
