@@ -109,7 +109,7 @@ async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
     api.deploy_guest("fixtures", "burst_fixtures").await;
     let request = json!({
         "definition": "fixtures", "burst_size": 8, "granularity": 4, "backend": "redis",
-        "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 8000,
+        "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 30000,
     });
     let (status, accepted) = api.post("/v1/flares", &request).await;
     assert_eq!(status, 202, "{accepted}");
@@ -120,12 +120,13 @@ async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     hosts[0].kill();
+    let killed = Instant::now();
     let failed = api.wait_final(id).await;
     assert_eq!(failed["status"], "failed");
     let message = failed["failure"]["message"].as_str().expect("a message");
     assert!(message.contains("(alpha) stopped polling the controller"), "{message}");
-    // Faster than the flare's own deadline.
-    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    // Within the host timeout and a check, long before the flare's deadline.
+    assert!(killed.elapsed() < Duration::from_secs(10), "{:?}", killed.elapsed());
     let health = health_of(&api).await;
     let states: Vec<&str> =
         health["hosts"].as_array().expect("hosts").iter().filter_map(|h| h["state"].as_str()).collect();

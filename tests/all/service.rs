@@ -173,7 +173,7 @@ async fn a_flare_that_fits_later_waits_in_the_queue_then_runs() {
     let api = controller.api(None);
     api.deploy_guest("fixtures", "burst_fixtures").await;
     api.deploy_guest("hello", "hello").await;
-    let blocker = json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 1500});
+    let blocker = json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 4000});
     let (status, first) = api.post("/v1/flares", &blocker).await;
     assert_eq!((status, first["status"].as_str()), (202, Some("running")), "{first}");
     let (status, second) = api.post("/v1/flares", &json!({"definition": "hello", "burst_size": 3})).await;
@@ -196,7 +196,7 @@ async fn a_flare_that_fits_later_waits_in_the_queue_then_runs() {
 
 #[tokio::test]
 async fn a_restart_keeps_definitions_and_results_and_retention_prunes_them() {
-    let mut controller = Controller::start(&["--slots", "8", "--retention-secs", "8"], &[]);
+    let mut controller = Controller::start(&["--slots", "8", "--retention-secs", "15"], &[]);
     let api = controller.api(None);
     let deployed = api.deploy_guest("hello", "hello").await;
     let results = api.flare_wait(json!({"definition": "hello", "burst_size": 2})).await;
@@ -209,7 +209,7 @@ async fn a_restart_keeps_definitions_and_results_and_retention_prunes_them() {
     let again = api.flare_wait(json!({"definition": "hello", "burst_size": 3})).await;
     check_hello(&again, 3, |_| 0);
     // Past the retention, finished flares are gone; definitions stay.
-    tokio::time::sleep(Duration::from_secs(14)).await;
+    tokio::time::sleep(Duration::from_secs(23)).await;
     assert_eq!(api.get(&format!("/v1/flares/{id}")).await.0, 404);
     assert_eq!(api.get("/v1/flares").await.1, json!([]));
     assert_eq!(api.get("/v1/definitions/hello").await.0, 200);
