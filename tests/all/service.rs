@@ -214,3 +214,17 @@ async fn a_restart_keeps_definitions_and_results_and_retention_prunes_them() {
     assert_eq!(api.get("/v1/flares").await.1, json!([]));
     assert_eq!(api.get("/v1/definitions/hello").await.0, 200);
 }
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_the_flare_with_a_backend_error_and_frees_its_slots() {
+    let controller = Controller::start(&["--slots", "8", "--redis-url", "redis://127.0.0.1:1"], &[]);
+    let api = controller.api(None);
+    api.deploy_guest("hello", "hello").await;
+    let results =
+        api.flare_wait(json!({"definition": "hello", "burst_size": 4, "granularity": 2, "backend": "redis"})).await;
+    assert_eq!(results["status"], "failed");
+    assert_eq!(results["failure"]["kind"], "backend");
+    let message = results["failure"]["message"].as_str().expect("a message");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert_eq!(api.get("/health").await.1["free_slots"], 8);
+}
