@@ -29,11 +29,15 @@ impl HostDaemon {
     /// A host daemon, in network namespace `netns` when given.
     pub fn start_in(netns: Option<&str>, url: &str, slots: u32, name: &str) -> Self {
         let cache = TempDir::new("burst-host-cache");
+        let dir = cache.0.display().to_string();
+        Self::start_with_cache(netns, url, slots, name, &dir, cache)
+    }
+
+    fn start_with_cache(netns: Option<&str>, url: &str, slots: u32, name: &str, dir: &str, cache: TempDir) -> Self {
         let args: Vec<String> =
-            ["host", "--controller", url, "--slots", &slots.to_string(), "--name", name, "--cache-dir"]
+            ["host", "--controller", url, "--slots", &slots.to_string(), "--name", name, "--cache-dir", dir]
                 .iter()
                 .map(|s| s.to_string())
-                .chain([cache.0.display().to_string()])
                 .collect();
         let command = match netns {
             None => burst_command(&args, &[CLUSTER_TOKEN_ENV]),
@@ -132,4 +136,24 @@ async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
         health["hosts"].as_array().expect("hosts").iter().filter_map(|h| h["state"].as_str()).collect();
     assert_eq!(states, ["down", "up"]);
     assert_eq!(health["slots"], 4);
+}
+
+#[tokio::test]
+async fn a_host_that_cannot_run_its_packs_fails_the_flare_at_once() {
+    let controller = Controller::start(&["--slots", "0"], &[CLUSTER_TOKEN_ENV]);
+    let _working = HostDaemon::start(&controller.url, 4, "alpha");
+    // Its cache directory cannot be created, so it cannot fetch the component.
+    let _broken =
+        HostDaemon::start_with_cache(None, &controller.url, 4, "beta", "/dev/null/burst", TempDir::new("burst-unused"));
+    let api = controller.api(None);
+    api.deploy_guest("hello", "hello").await;
+    let started = Instant::now();
+    let request =
+        json!({"definition": "hello", "burst_size": 8, "granularity": 4, "backend": "redis", "deadline_ms": 60000});
+    let results = api.flare_wait(request).await;
+    assert_eq!(results["status"], "failed");
+    assert_eq!(results["failure"]["kind"], "instantiate");
+    let message = results["failure"]["message"].as_str().expect("a message");
+    assert!(message.contains("/dev/null/burst"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
 }

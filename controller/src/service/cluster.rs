@@ -281,6 +281,9 @@ impl Cluster {
         if let Some(host) = state.hosts.iter_mut().find(|h| h.id == host_id) {
             host.reserved.remove(flare_id);
         }
+        // Packs that could not start at all (no broker, no component) leave
+        // their peers waiting until the deadline: fail the flare now.
+        let could_not_run = reports.iter().any(|r| r.workers.is_empty() && r.failure.is_some());
         if let Some(live) = state.live.get_mut(flare_id)
             && live.waiting_on.remove(host_id)
         {
@@ -291,7 +294,7 @@ impl Cluster {
                 live.job.record.doc.workers_finished += report.workers.len() as u32;
             }
             live.reports.extend(reports);
-            if live.waiting_on.is_empty() {
+            if live.waiting_on.is_empty() || could_not_run {
                 self.finish(&mut state, flare_id, None);
             }
         }
