@@ -20,12 +20,21 @@ use crate::api::{FlareStatus, PackPlacement};
 /// Workers listed one per line in a summary before it abbreviates.
 const SUMMARY_WORKERS: usize = 16;
 
+/// The schema of a [`FailureKind`]: a string, one of every kind's name.
+fn failure_kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(FailureKind::ALL.map(FailureKind::as_str)))
+        .description(Some("Why the worker failed"))
+        .build()
+}
+
 /// Why one worker failed.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct WorkerError {
     /// `trap`, `memory_limit`, `message_limit`, `guest_error`, `deadline`,
     /// `cancelled`, `backend`, `protocol` or `instantiate`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = failure_kind_schema)]
     pub kind: FailureKind,
     /// Human-readable reason.
     pub message: String,

@@ -35,6 +35,19 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, for documents that list them (the OpenAPI schema).
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Trap,
+        FailureKind::MemoryLimit,
+        FailureKind::MessageLimit,
+        FailureKind::GuestError,
+        FailureKind::Deadline,
+        FailureKind::Cancelled,
+        FailureKind::Backend,
+        FailureKind::Protocol,
+        FailureKind::Instantiate,
+    ];
+
     /// The name used in results (`trap`, `guest_error`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -173,17 +186,7 @@ mod tests {
 
     #[test]
     fn kind_names_match_the_serialized_names() {
-        for kind in [
-            FailureKind::Trap,
-            FailureKind::MemoryLimit,
-            FailureKind::MessageLimit,
-            FailureKind::GuestError,
-            FailureKind::Deadline,
-            FailureKind::Cancelled,
-            FailureKind::Backend,
-            FailureKind::Protocol,
-            FailureKind::Instantiate,
-        ] {
+        for kind in FailureKind::ALL {
             assert_eq!(serde_json::to_value(kind).expect("serializes"), kind.as_str());
         }
         let failure = Failure::new(Some(3), FailureKind::GuestError, "gave up");

@@ -51,3 +51,14 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         assert_ne!(status, 405, "{method} {concrete}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_failure_kind() {
+    let controller = Controller::start(&["--slots", "1"], &[]);
+    let (status, doc) = controller.api(None).get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let kind = &doc["components"]["schemas"]["WorkerError"]["properties"]["kind"];
+    let listed: Vec<&str> = kind["enum"].as_array().expect("an enum").iter().filter_map(|v| v.as_str()).collect();
+    let every: Vec<&str> = burst_host::FailureKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(listed, every, "{kind}");
+}
