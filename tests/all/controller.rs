@@ -105,7 +105,11 @@ impl Controller {
 
     /// A client with `token` (none: no Authorization header).
     pub fn api(&self, token: Option<&str>) -> Api {
-        Api { http: reqwest::Client::new(), url: self.url.clone(), token: token.map(str::to_owned) }
+        // A fresh connection per request: the controller refuses some uploads
+        // before reading their body and then closes the connection, which a
+        // pooled client could pick up again just as it closes.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        Api { http, url: self.url.clone(), token: token.map(str::to_owned) }
     }
 }
 
