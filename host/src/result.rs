@@ -145,6 +145,10 @@ pub struct ByteCounts {
     pub remote: u64,
     /// Frame headers read from the remote backend, beyond `remote`.
     pub framing: u64,
+    /// Written to the remote backend by a pack, frame headers included;
+    /// a publish every other pack reads is written once.
+    #[serde(default)]
+    pub written: u64,
 }
 
 impl std::ops::AddAssign for ByteCounts {
@@ -152,6 +156,7 @@ impl std::ops::AddAssign for ByteCounts {
         self.local += other.local;
         self.remote += other.remote;
         self.framing += other.framing;
+        self.written += other.written;
     }
 }
 

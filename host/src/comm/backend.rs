@@ -61,7 +61,14 @@ pub trait Backend: Send + Sync + 'static {
         0
     }
 
+    /// Bytes this endpoint has written to the medium: payloads once per
+    /// write, with their framing.
+    fn written_bytes(&self) -> u64 {
+        0
+    }
+
     /// Deletes what this pack holds in the medium; called when the pack's
-    /// workers have all ended, on success and on failure.
-    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// workers have all ended, on success and on failure (`failed`: the
+    /// other packs may never read what this pack left for them).
+    fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>>;
 }

@@ -9,11 +9,16 @@
 //! chunk index u32 | chunk count u32 | total length u64 | chunk bytes...
 //! ```
 //!
-//! `kind` is a [`Kind`] code, or [`ABORT`] for a frame whose body is a JSON
-//! [`Failure`] (always one chunk). Decoding checks every field before it
-//! allocates; the reassembler stores only chunks that actually arrived, drops
-//! duplicates (brokers deliver at least once), and accepts a message only
-//! when its chunks add up to the announced length.
+//! `kind` is a [`Kind`] code, [`ABORT`] for a frame whose body is a JSON
+//! [`Failure`] (always one chunk), or [`STORED`] for a frame that points at a
+//! message whose frames the broker keeps elsewhere (a Redis publish is
+//! stored once and read by every other pack; its body is the key prefix of
+//! those frames). Decoding checks every field before it allocates; the
+//! reassembler appends chunks in order into one buffer of the announced
+//! length (the common case costs one copy per byte and no zeroing), holds
+//! only chunks that arrived early, drops duplicates (brokers deliver at least
+//! once), and accepts a message only when its chunks add up to the announced
+//! length.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,6 +33,10 @@ pub const MAGIC: u8 = 0xB5;
 pub const VERSION: u8 = 1;
 /// Kind code of an abort frame.
 pub const ABORT: u8 = 0xFF;
+/// Kind code of a frame pointing at a message stored in the broker.
+pub const STORED: u8 = 0xFE;
+/// Longest key prefix a [`STORED`] frame may name.
+pub const MAX_STORED_KEY: usize = MAX_FLARE_ID + 64;
 /// Longest flare id a frame carries.
 pub const MAX_FLARE_ID: usize = 128;
 /// Largest message a peer may announce: a guest's linear memory is at most
@@ -76,6 +85,13 @@ pub enum Frame {
     Chunk(Chunk),
     /// Another pack failed the flare.
     Abort(Failure),
+    /// A message whose `count` frames the broker stores under `key`.
+    Stored {
+        /// Key prefix of the message's frames.
+        key: String,
+        /// Number of frames.
+        count: u32,
+    },
 }
 
 /// One chunk of a message.
@@ -168,6 +184,16 @@ pub fn encode_abort(flare_id: &str, failure: &Failure) -> Bytes {
     out.freeze()
 }
 
+/// The frame that tells another pack a message of `count` frames is stored
+/// under the key prefix `key` (at most [`MAX_STORED_KEY`] bytes).
+pub fn encode_stored(flare_id: &str, envelope: &Envelope, count: u32, key: &str) -> Bytes {
+    debug_assert!(key.len() <= MAX_STORED_KEY);
+    let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + key.len());
+    put_header(&mut out, STORED, flare_id, envelope, 0, count, key.len() as u64);
+    out.put_slice(key.as_bytes());
+    out.freeze()
+}
+
 /// Reads fixed-size fields from the front of a buffer.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -222,6 +248,13 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
         let failure = serde_json::from_slice(&body).map_err(|e| FrameError::BadAbort(e.to_string()))?;
         return Ok(Frame::Abort(failure));
     }
+    if kind_code == STORED {
+        if body.len() > MAX_STORED_KEY || count == 0 {
+            return Err(FrameError::Inconsistent(format!("stored message of {count} frames under {} bytes of key", body.len())));
+        }
+        let key = String::from_utf8(body.to_vec()).map_err(|_| FrameError::Inconsistent("stored key is not UTF-8".into()))?;
+        return Ok(Frame::Stored { key, count });
+    }
     let kind = Kind::from_code(kind_code).ok_or(FrameError::UnknownKind(kind_code))?;
     if total_len > MAX_MESSAGE_BYTES {
         return Err(FrameError::Inconsistent(format!("message of {total_len} bytes is above the maximum")));
@@ -239,11 +272,23 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
     Ok(Frame::Chunk(Chunk { envelope, index, count, total_len, bytes: body }))
 }
 
+/// A message some of whose chunks arrived.
 struct Partial {
     count: u32,
     total_len: u64,
-    received_bytes: u64,
-    chunks: BTreeMap<u32, Bytes>,
+    /// Chunks `0..next` are in `message`, in order.
+    next: u32,
+    message: BytesMut,
+    /// Chunks that arrived before their turn, and their bytes.
+    early: BTreeMap<u32, Bytes>,
+    early_bytes: u64,
+}
+
+impl Partial {
+    fn append(&mut self, bytes: &[u8]) {
+        self.message.extend_from_slice(bytes);
+        self.next += 1;
+    }
 }
 
 /// Puts messages back together from chunks that arrive in any order, any
@@ -276,11 +321,15 @@ impl Reassembler {
             self.complete.insert(chunk.envelope);
             return Ok(Some((chunk.envelope, chunk.bytes)));
         }
+        // The length was checked against MAX_MESSAGE_BYTES; reserving it is
+        // address space until the chunks fill it.
         let partial = self.partial.entry(chunk.envelope).or_insert_with(|| Partial {
             count: chunk.count,
             total_len: chunk.total_len,
-            received_bytes: 0,
-            chunks: BTreeMap::new(),
+            next: 0,
+            message: BytesMut::with_capacity(chunk.total_len as usize),
+            early: BTreeMap::new(),
+            early_bytes: 0,
         });
         if (partial.count, partial.total_len) != (chunk.count, chunk.total_len) {
             return Err(FrameError::Inconsistent(format!(
@@ -288,30 +337,36 @@ impl Reassembler {
                 partial.count, partial.total_len, chunk.count, chunk.total_len
             )));
         }
-        if partial.chunks.contains_key(&chunk.index) {
+        if chunk.index < partial.next || partial.early.contains_key(&chunk.index) {
             return Ok(None);
         }
-        partial.received_bytes += chunk.bytes.len() as u64;
-        if partial.received_bytes > partial.total_len {
+        let received = partial.message.len() as u64 + partial.early_bytes + chunk.bytes.len() as u64;
+        if received > partial.total_len {
             return Err(FrameError::Inconsistent(format!("chunks add up to more than {} bytes", partial.total_len)));
         }
-        partial.chunks.insert(chunk.index, chunk.bytes);
-        if partial.chunks.len() < partial.count as usize {
+        if chunk.index == partial.next {
+            partial.append(&chunk.bytes);
+            while let Some(bytes) = partial.early.remove(&partial.next) {
+                partial.early_bytes -= bytes.len() as u64;
+                partial.append(&bytes);
+            }
+        } else {
+            partial.early_bytes += chunk.bytes.len() as u64;
+            partial.early.insert(chunk.index, chunk.bytes);
+        }
+        if partial.next < partial.count {
             return Ok(None);
         }
         let Some(partial) = self.partial.remove(&chunk.envelope) else { return Ok(None) };
-        if partial.received_bytes != partial.total_len {
+        if partial.message.len() as u64 != partial.total_len {
             return Err(FrameError::Inconsistent(format!(
                 "chunks add up to {} bytes, the message has {}",
-                partial.received_bytes, partial.total_len
+                partial.message.len(),
+                partial.total_len
             )));
         }
-        let mut message = BytesMut::with_capacity(partial.received_bytes as usize);
-        for bytes in partial.chunks.values() {
-            message.put_slice(bytes);
-        }
         self.complete.insert(chunk.envelope);
-        Ok(Some((chunk.envelope, message.freeze())))
+        Ok(Some((chunk.envelope, partial.message.freeze())))
     }
 }
 
@@ -331,7 +386,7 @@ mod tests {
             .iter()
             .map(|f| match decode(f, FLARE).expect("valid frame") {
                 Frame::Chunk(chunk) => chunk,
-                Frame::Abort(_) => panic!("not an abort"),
+                other => panic!("not a chunk: {other:?}"),
             })
             .collect()
     }

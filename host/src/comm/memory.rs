@@ -7,6 +7,7 @@
 //! are the same here as through a real broker.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc};
@@ -41,7 +42,7 @@ impl MemoryBroker {
             .get_mut(pack_id as usize)
             .and_then(Option::take)
             .ok_or(BackendError::Closed)?;
-        Ok(Arc::new(Endpoint { broker: Arc::clone(self), pack_id, inbox: Mutex::new(inbox) }))
+        Ok(Arc::new(Endpoint { broker: Arc::clone(self), pack_id, inbox: Mutex::new(inbox), written: AtomicU64::new(0) }))
     }
 
     fn post(&self, to_pack: u32, inbound: Inbound) -> Result<(), BackendError> {
@@ -61,15 +62,21 @@ struct Endpoint {
     broker: Arc<MemoryBroker>,
     pack_id: u32,
     inbox: Mutex<mpsc::UnboundedReceiver<Inbound>>,
+    written: AtomicU64,
 }
 
 impl Backend for Endpoint {
     fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async move { self.broker.post(to_pack, Inbound::Message(envelope, payload)) })
+        Box::pin(async move {
+            self.written.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            self.broker.post(to_pack, Inbound::Message(envelope, payload))
+        })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
+            // One refcounted buffer every other pack reads: written once.
+            self.written.fetch_add(payload.len() as u64, Ordering::Relaxed);
             for pack in self.broker.others(self.pack_id) {
                 self.broker.post(pack, Inbound::Message(envelope, payload.clone()))?;
             }
@@ -81,7 +88,11 @@ impl Backend for Endpoint {
         Box::pin(async move { self.inbox.lock().await.recv().await.ok_or(BackendError::Closed) })
     }
 
-    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn written_bytes(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn close(&self, _failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async { Ok(()) })
     }
 

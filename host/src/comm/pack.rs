@@ -114,6 +114,7 @@ impl PackComm {
             local: self.local_bytes.load(Ordering::Relaxed),
             remote: self.remote_bytes.load(Ordering::Relaxed),
             framing: self.backend.framing_bytes(),
+            written: self.backend.written_bytes(),
         }
     }
 
@@ -312,7 +313,7 @@ impl PackComm {
     /// Deletes what this pack holds in the backend. Called once every
     /// worker of the pack has ended (and, in-process, every pack settled).
     pub async fn close(&self) {
-        if let Err(error) = self.backend.close().await {
+        if let Err(error) = self.backend.close(self.failure.get().is_some()).await {
             tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "could not clean up the backend");
         }
     }

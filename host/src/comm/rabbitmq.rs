@@ -1,21 +1,22 @@
 //! The RabbitMQ backend: packs of a flare talk through one RabbitMQ broker.
 //!
 //! Every pack has one queue, `burst.{flare_id}.pack.{pack_id}`, reached
-//! through the default (direct) exchange by its name, and bound to the
-//! flare's fanout exchange `burst.{flare_id}.all`, which carries what is
-//! published to every pack (broadcasts, all-gather parts, aborts) as one
-//! message per frame; a pack drops the copies of its own publishes (tagged
-//! with its pack id as `app-id`) unread. A publisher declares and binds a
-//! destination queue before its first message to it (declaration is
-//! idempotent), so nothing is lost when the receiving process starts later.
-//! Publishes wait for the broker's confirms; the pack consumes its queue on a
-//! channel of its own with a bounded prefetch and acks a frame only after the
-//! reassembler has stored it. Queues expire when unused for the flare's
-//! deadline plus a margin (`x-expires`) as a backstop, a pack deletes its
-//! queue when it closes, and the fanout exchange (auto-delete) goes with the
-//! last queue bound to it.
+//! through the default (direct) exchange by its name. A message is published
+//! as one AMQP message per frame. What every other pack reads (broadcasts,
+//! all-gather parts, aborts) is published once, with RabbitMQ's
+//! sender-selected distribution: routed to the first other pack's queue and
+//! blind-copied (`BCC`) to the rest, so the broker receives it once, stores
+//! one copy for all of them and never delivers it back to its publisher. A
+//! publisher declares a destination queue before its first message to it
+//! (declaration is idempotent), so nothing is lost when the receiving
+//! process starts later. Publishes wait for the broker's confirms, at most
+//! [`PUBLISH_WINDOW`] frames unconfirmed at once; the pack consumes its
+//! queue on a channel of its own with a bounded prefetch and acks a frame
+//! only after the reassembler has stored it. Queues expire when unused for
+//! the flare's deadline plus a margin (`x-expires`) as a backstop, and a
+//! pack deletes its queue when it closes.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,10 +25,10 @@ use bytes::Bytes;
 use futures_lite::StreamExt as _;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::types::{AMQPValue, FieldArray, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 use super::frame::{self, Frame, Reassembler};
 use super::redis::check_flare_id;
@@ -36,7 +37,11 @@ use crate::Failure;
 
 /// Unacknowledged frames the broker may push to a pack at once; bounds the
 /// memory a pack spends on frames it has not stored yet.
-const PREFETCH: u16 = 64;
+const PREFETCH: u16 = 16;
+
+/// Frames a publisher may have sent and not yet seen confirmed: bounds the
+/// frames of one message held in host memory while the broker catches up.
+const PUBLISH_WINDOW: usize = 8;
 
 /// Extra lifetime of a flare's queues beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
@@ -53,11 +58,7 @@ pub struct RabbitBackend {
     consumer: tokio::sync::Mutex<Consumer>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
-}
-
-/// The fanout exchange of flare `flare_id`.
-pub fn exchange_name(flare_id: &str) -> String {
-    format!("burst.{flare_id}.all")
+    written_bytes: AtomicU64,
 }
 
 /// The queue of `pack_id` in flare `flare_id`.
@@ -116,6 +117,7 @@ impl RabbitBackend {
             consumer: tokio::sync::Mutex::new(consumer),
             reassembler: Mutex::default(),
             framing_bytes: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
         })
     }
 
@@ -132,48 +134,61 @@ impl RabbitBackend {
         Ok(())
     }
 
-    /// Publishes frames to `exchange` with `routing_key` and waits for the
-    /// broker to confirm every one.
-    async fn publish_frames(&self, exchange: &str, routing_key: &str, frames: &[Bytes]) -> Result<(), BackendError> {
+    /// Publishes frames once for the packs `to`: routed to the first one's
+    /// queue and blind-copied to the others'. Waits for the broker to
+    /// confirm every frame.
+    async fn publish_frames(&self, to: &[u32], frames: &[Bytes]) -> Result<(), BackendError> {
         let failed = io_error(&self.options.url);
-        let properties = BasicProperties::default().with_app_id(self.pack_id.to_string().as_str().into());
-        let mut confirms = Vec::with_capacity(frames.len());
+        let Some((&first, copies)) = to.split_first() else { return Ok(()) };
+        for &pack in to {
+            self.ensure_declared(pack).await?;
+        }
+        let routing_key = queue_name(&self.flare_id, first);
+        let mut properties = BasicProperties::default();
+        if !copies.is_empty() {
+            let bcc: Vec<AMQPValue> =
+                copies.iter().map(|&p| AMQPValue::LongString(queue_name(&self.flare_id, p).into())).collect();
+            let mut headers = FieldTable::default();
+            headers.insert("BCC".into(), AMQPValue::FieldArray(FieldArray::from(bcc)));
+            properties = properties.with_headers(headers);
+        }
+        let mut unconfirmed = VecDeque::with_capacity(PUBLISH_WINDOW);
         for frame in frames {
+            if unconfirmed.len() == PUBLISH_WINDOW
+                && let Some(confirm) = unconfirmed.pop_front()
+            {
+                self.check_confirm(confirm, &routing_key).await?;
+            }
             let confirm = self
                 .publisher
                 .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
+                    "".into(),
+                    routing_key.as_str().into(),
                     BasicPublishOptions::default(),
                     frame,
                     properties.clone(),
                 )
                 .await
                 .map_err(&failed)?;
-            confirms.push(confirm);
+            self.written_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+            unconfirmed.push_back(confirm);
         }
-        for confirm in confirms {
-            if !confirm.await.map_err(&failed)?.is_ack() {
-                return Err(BackendError::Io(format!(
-                    "rabbitmq at {}: a frame to {exchange}/{routing_key} was refused",
-                    self.options.url
-                )));
-            }
+        for confirm in unconfirmed {
+            self.check_confirm(confirm, &routing_key).await?;
         }
         Ok(())
     }
 
-    /// Publishes frames that every other pack receives once, through the
-    /// fanout exchange.
-    async fn fan_out(&self, frames: &[Bytes]) -> Result<(), BackendError> {
-        for pack in self.others() {
-            self.ensure_declared(pack).await?;
+    async fn check_confirm(&self, confirm: lapin::PublisherConfirm, to: &str) -> Result<(), BackendError> {
+        if confirm.await.map_err(io_error(&self.options.url))?.is_ack() {
+            Ok(())
+        } else {
+            Err(BackendError::Io(format!("rabbitmq at {}: a frame to {to} was refused", self.options.url)))
         }
-        self.publish_frames(&exchange_name(&self.flare_id), "", frames).await
     }
 
-    fn others(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.pack_count).filter(move |&p| p != self.pack_id)
+    fn others(&self) -> Vec<u32> {
+        (0..self.pack_count).filter(|&p| p != self.pack_id).collect()
     }
 
     fn decode(&self, raw: Vec<u8>) -> Result<Option<Inbound>, BackendError> {
@@ -181,6 +196,9 @@ impl RabbitBackend {
         let raw_len = raw.len();
         match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
             Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
+            Frame::Stored { key, .. } => {
+                Err(BackendError::Protocol(format!("a pointer to a stored message ({key:?}) reached RabbitMQ")))
+            }
             Frame::Chunk(chunk) => {
                 self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -191,44 +209,29 @@ impl RabbitBackend {
     }
 }
 
-/// Declares the queue of `pack_id` (not durable, expiring once unused for
-/// the deadline plus a margin) and the flare's fanout exchange, and binds
-/// the one to the other. Every declarer passes the same arguments.
+/// Declares the queue of `pack_id`: not durable, expiring once unused for
+/// the deadline plus a margin. Every declarer passes the same arguments.
 async fn declare(channel: &Channel, flare_id: &str, pack_id: u32, deadline: Duration) -> Result<(), lapin::Error> {
     let queue = queue_name(flare_id, pack_id);
-    let exchange = exchange_name(flare_id);
     let mut arguments = FieldTable::default();
     let expires_ms = (deadline + EXPIRY_MARGIN).as_millis().min(i32::MAX as u128) as i32;
     arguments.insert("x-expires".into(), AMQPValue::LongInt(expires_ms));
     channel.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), arguments).await?;
-    let auto_delete = ExchangeDeclareOptions { auto_delete: true, ..ExchangeDeclareOptions::default() };
-    channel
-        .exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, auto_delete, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
+    Ok(())
 }
 
 impl Backend for RabbitBackend {
     fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.ensure_declared(to_pack).await?;
-            self.publish_frames("", &queue_name(&self.flare_id, to_pack), &frames).await
+            self.publish_frames(&[to_pack], &frames).await
         })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.fan_out(&frames).await
+            self.publish_frames(&self.others(), &frames).await
         })
     }
 
@@ -238,11 +241,9 @@ impl Backend for RabbitBackend {
             loop {
                 let mut delivery =
                     consumer.next().await.ok_or(BackendError::Closed)?.map_err(io_error(&self.options.url))?;
-                let own =
-                    delivery.properties.app_id().as_ref().is_some_and(|id| id.as_str() == self.pack_id.to_string());
-                let inbound = if own { Ok(None) } else { self.decode(std::mem::take(&mut delivery.data)) };
-                // Acked once stored (or found malformed, or our own
-                // publish): the broker keeps a frame until the pack has it.
+                let inbound = self.decode(std::mem::take(&mut delivery.data));
+                // Acked once stored (or found malformed): the broker keeps a
+                // frame until the pack has it.
                 delivery.ack(BasicAckOptions::default()).await.map_err(io_error(&self.options.url))?;
                 if let Some(inbound) = inbound? {
                     return Ok(inbound);
@@ -252,14 +253,18 @@ impl Backend for RabbitBackend {
     }
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async move { self.fan_out(&[frame::encode_abort(&self.flare_id, &failure)]).await })
+        Box::pin(async move { self.publish_frames(&self.others(), &[frame::encode_abort(&self.flare_id, &failure)]).await })
     }
 
     fn framing_bytes(&self) -> u64 {
         self.framing_bytes.load(Ordering::Relaxed)
     }
 
-    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
+    }
+
+    fn close(&self, _failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let failed = io_error(&self.options.url);
             let queue = queue_name(&self.flare_id, self.pack_id);

@@ -3,12 +3,18 @@
 //!
 //! Every pack has one inbox, a Redis list named
 //! `burst:{flare_id}:inbox:{pack_id}`; a message is pushed to it as frames
-//! (see [`frame`](super::frame)), a publish is pushed once to every other
-//! pack's inbox (each pack reads it once), an abort is one frame to every
-//! other pack. The pack reads its inbox with `BLPOP` on a connection of its
-//! own, so a blocked receive can never hold up a send. Every push refreshes
-//! the key's expiry (the flare's deadline plus a margin) as a backstop; a
-//! pack deletes its inbox when it closes.
+//! (see [`frame`](super::frame)), up to [`SEND_WINDOW`] frames in flight at
+//! once so that a large message streams through a bounded amount of host
+//! memory while the connection stays busy. A publish (broadcast, all-gather
+//! parts, results of a reduction) is written to Redis once: its frames are
+//! stored under `burst:{flare_id}:pub:{pack_id}:{n}:{index}` with a count of
+//! the packs still to read them, and every other pack's inbox gets one small
+//! [`STORED`](super::frame::STORED) frame pointing at them; the last reader
+//! deletes them. An abort is one frame to every other pack. The pack reads
+//! its inbox with `BLPOP` on a connection of its own, so a blocked receive
+//! can never hold up a send. Every key expires (the flare's deadline plus a
+//! margin) as a backstop; a pack deletes its inbox when it closes, and what
+//! it published and nobody read if the flare failed.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -17,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 
@@ -28,9 +35,16 @@ use crate::Failure;
 /// cancelled receive keeps its connection busy.
 const POLL_SECONDS: f64 = 1.0;
 
-/// Frames taken with one `LPOP` after a `BLPOP` found the inbox non-empty:
-/// a large message then costs one round trip per batch, not per frame.
-const DRAIN_BATCH: usize = 64;
+/// Frames taken with one `LPOP` after a `BLPOP` found the inbox non-empty,
+/// and stored frames fetched with one pipeline: a large message costs one
+/// round trip per batch, and the host holds at most a batch of frames it
+/// has not yet put into their message.
+const DRAIN_BATCH: usize = 16;
+
+/// Frames of one message written concurrently: enough to keep the
+/// connection and the server busy, few enough that a send holds a bounded
+/// number of chunks in host memory whatever the message size.
+const SEND_WINDOW: usize = 8;
 
 /// Extra lifetime of a flare's keys beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
@@ -45,6 +59,9 @@ pub struct RedisBackend {
     receiver: tokio::sync::Mutex<Receiver>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
+    written_bytes: AtomicU64,
+    /// Key prefixes (and frame counts) of this pack's publishes.
+    published: Mutex<Vec<(String, u32)>>,
 }
 
 /// The receiving side: its own connection, and frames popped but not yet
@@ -57,6 +74,19 @@ struct Receiver {
 /// The inbox key of `pack_id` in flare `flare_id`.
 pub fn inbox_key(flare_id: &str, pack_id: u32) -> String {
     format!("burst:{flare_id}:inbox:{pack_id}")
+}
+
+/// The prefix of every key holding a publish of flare `flare_id`.
+fn published_prefix(flare_id: &str) -> String {
+    format!("burst:{flare_id}:pub:")
+}
+
+fn frame_key(prefix: &str, index: u32) -> String {
+    format!("{prefix}:{index}")
+}
+
+fn readers_key(prefix: &str) -> String {
+    format!("{prefix}:readers")
 }
 
 fn io_error(url: &str) -> impl Fn(redis::RedisError) -> BackendError + '_ {
@@ -110,55 +140,167 @@ impl RedisBackend {
             receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
             reassembler: Mutex::default(),
             framing_bytes: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
+            published: Mutex::default(),
         })
     }
 
-    async fn push(&self, to_pack: u32, frames: &[FrameParts]) -> Result<(), BackendError> {
+    fn expiry(&self) -> u64 {
+        (self.options.deadline + EXPIRY_MARGIN).as_secs()
+    }
+
+    fn failed(&self) -> impl Fn(redis::RedisError) -> BackendError + '_ {
+        io_error(&self.options.url)
+    }
+
+    /// Runs `command(frame)` for every frame, [`SEND_WINDOW`] at a time on
+    /// the sending connection (which pipelines them), in order.
+    async fn write_frames(
+        &self,
+        frames: Vec<FrameParts>,
+        command: impl Fn(usize, FrameParts) -> redis::Pipeline,
+    ) -> Result<(), BackendError> {
+        let written: usize = frames.iter().map(|f| f.header.len() + f.body.len()).sum();
+        stream::iter(frames.into_iter().enumerate())
+            .map(|(index, frame)| {
+                let pipe = command(index, frame);
+                let mut connection = self.sender.clone();
+                async move { pipe.query_async::<()>(&mut connection).await }
+            })
+            .buffered(SEND_WINDOW)
+            .try_for_each(|()| std::future::ready(Ok(())))
+            .await
+            .map_err(self.failed())?;
+        self.written_bytes.fetch_add(written as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Appends frames to the inbox of `to_pack`, refreshing its expiry with
+    /// the last one.
+    async fn push(&self, to_pack: u32, frames: Vec<FrameParts>) -> Result<(), BackendError> {
         let key = inbox_key(&self.flare_id, to_pack);
-        let expiry = (self.options.deadline + EXPIRY_MARGIN).as_secs() as i64;
-        let mut pipe = redis::pipe();
-        for frame in frames {
+        let (last, expiry) = (frames.len() - 1, self.expiry());
+        self.write_frames(frames, |index, frame| {
+            let mut pipe = redis::pipe();
             pipe.rpush(&key, frame).ignore();
-        }
-        pipe.expire(&key, expiry).ignore();
-        let mut connection = self.sender.clone();
-        pipe.query_async::<()>(&mut connection).await.map_err(io_error(&self.options.url))
+            if index == last {
+                pipe.expire(&key, expiry as i64).ignore();
+            }
+            pipe
+        })
+        .await
     }
 
     fn others(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.pack_count).filter(move |&p| p != self.pack_id)
     }
 
-    fn decode(&self, raw: Vec<u8>) -> Result<Option<Inbound>, BackendError> {
+    fn decode(&self, raw: Bytes) -> Result<Decoded, BackendError> {
         let protocol = |e: frame::FrameError| BackendError::Protocol(e.to_string());
         let raw_len = raw.len();
-        match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
-            Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
+        match frame::decode(&raw, &self.flare_id).map_err(protocol)? {
+            Frame::Abort(failure) => Ok(Decoded::Inbound(Inbound::Abort(failure))),
+            Frame::Stored { key, count } => {
+                if !key.starts_with(&published_prefix(&self.flare_id)) {
+                    return Err(BackendError::Protocol(format!("a stored message names the key {key:?}")));
+                }
+                Ok(Decoded::Stored { key, count })
+            }
             Frame::Chunk(chunk) => {
                 self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let message = reassembler.add(chunk).map_err(protocol)?;
-                Ok(message.map(|(envelope, payload)| Inbound::Message(envelope, payload)))
+                Ok(message.map_or(Decoded::Nothing, |(envelope, payload)| {
+                    Decoded::Inbound(Inbound::Message(envelope, payload))
+                }))
             }
         }
     }
+
+    /// Reads the `count` frames of a publish stored under `key`, a batch per
+    /// round trip, and deletes them if this pack is the last to read them.
+    async fn fetch_stored(
+        &self,
+        connection: &mut MultiplexedConnection,
+        key: &str,
+        count: u32,
+    ) -> Result<Option<Inbound>, BackendError> {
+        let mut message = None;
+        let indices: Vec<u32> = (0..count).collect();
+        for batch in indices.chunks(DRAIN_BATCH) {
+            let mut pipe = redis::pipe();
+            for &index in batch {
+                pipe.get(frame_key(key, index));
+            }
+            let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
+            for (index, raw) in batch.iter().zip(frames) {
+                let raw = raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
+                match self.decode(Bytes::from(raw))? {
+                    Decoded::Nothing => {}
+                    Decoded::Inbound(inbound @ Inbound::Message(..)) if message.is_none() => message = Some(inbound),
+                    _ => return Err(BackendError::Protocol(format!("stored frame {key}:{index} is not one chunk"))),
+                }
+            }
+        }
+        let left: i64 = connection.decr(readers_key(key), 1).await.map_err(self.failed())?;
+        if left <= 0 {
+            delete_publish(connection, key, count).await.map_err(self.failed())?;
+        }
+        Ok(message)
+    }
+}
+
+/// What one frame from the inbox amounts to.
+enum Decoded {
+    /// A chunk of a message that is not complete yet.
+    Nothing,
+    /// A whole message, or an abort.
+    Inbound(Inbound),
+    /// A publish whose frames are stored under `key`.
+    Stored { key: String, count: u32 },
+}
+
+async fn delete_publish(connection: &mut MultiplexedConnection, key: &str, count: u32) -> redis::RedisResult<()> {
+    let mut keys: Vec<String> = (0..count).map(|index| frame_key(key, index)).collect();
+    keys.push(readers_key(key));
+    redis::cmd("UNLINK").arg(keys).query_async(connection).await
 }
 
 impl Backend for RedisBackend {
     fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.push(to_pack, &frames).await
+            self.push(to_pack, frames).await
         })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            let count = frames.len() as u32;
+            let key = {
+                let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let key = format!("{}{}:{}", published_prefix(&self.flare_id), self.pack_id, published.len());
+                published.push((key.clone(), count));
+                key
+            };
+            let expiry = self.expiry();
+            self.write_frames(frames, |index, frame| {
+                let mut pipe = redis::pipe();
+                pipe.set_ex(frame_key(&key, index as u32), frame, expiry).ignore();
+                pipe
+            })
+            .await?;
+            // The count of readers before any pointer: a reader that finds
+            // it decrements it.
+            let pointer = frame::encode_stored(&self.flare_id, &envelope, count, &key);
+            let mut pipe = redis::pipe();
+            pipe.set_ex(readers_key(&key), self.pack_count - 1, expiry).ignore();
             for pack in self.others() {
-                self.push(pack, &frames).await?;
+                let inbox = inbox_key(&self.flare_id, pack);
+                pipe.rpush(&inbox, &pointer[..]).ignore().expire(&inbox, expiry as i64).ignore();
             }
-            Ok(())
+            pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())
         })
     }
 
@@ -166,21 +308,29 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let key = inbox_key(&self.flare_id, self.pack_id);
             let mut receiver = self.receiver.lock().await;
-            let failed = io_error(&self.options.url);
+            let receiver = &mut *receiver;
             loop {
                 let raw = match receiver.popped.pop_front() {
                     Some(raw) => raw,
                     None => {
                         let popped: Option<(String, Vec<u8>)> =
-                            receiver.connection.blpop(&key, POLL_SECONDS).await.map_err(&failed)?;
+                            receiver.connection.blpop(&key, POLL_SECONDS).await.map_err(self.failed())?;
                         let Some((_, raw)) = popped else { continue };
-                        let more: Option<Vec<Vec<u8>>> =
-                            receiver.connection.lpop(&key, NonZeroUsize::new(DRAIN_BATCH)).await.map_err(&failed)?;
+                        let more: Option<Vec<Vec<u8>>> = receiver
+                            .connection
+                            .lpop(&key, NonZeroUsize::new(DRAIN_BATCH))
+                            .await
+                            .map_err(self.failed())?;
                         receiver.popped.extend(more.unwrap_or_default());
                         raw
                     }
                 };
-                if let Some(inbound) = self.decode(raw)? {
+                let inbound = match self.decode(Bytes::from(raw))? {
+                    Decoded::Nothing => None,
+                    Decoded::Inbound(inbound) => Some(inbound),
+                    Decoded::Stored { key, count } => self.fetch_stored(&mut receiver.connection, &key, count).await?,
+                };
+                if let Some(inbound) = inbound {
                     return Ok(inbound);
                 }
             }
@@ -189,9 +339,9 @@ impl Backend for RedisBackend {
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = [FrameParts { header: frame::encode_abort(&self.flare_id, &failure), body: Bytes::new() }];
+            let abort = FrameParts { header: frame::encode_abort(&self.flare_id, &failure), body: Bytes::new() };
             for pack in self.others() {
-                self.push(pack, &frames).await?;
+                self.push(pack, vec![abort.clone()]).await?;
             }
             Ok(())
         })
@@ -201,11 +351,24 @@ impl Backend for RedisBackend {
         self.framing_bytes.load(Ordering::Relaxed)
     }
 
-    fn close(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
+    }
+
+    fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let mut connection = self.sender.clone();
             let key = inbox_key(&self.flare_id, self.pack_id);
-            connection.del::<_, ()>(&key).await.map_err(io_error(&self.options.url))
+            connection.del::<_, ()>(&key).await.map_err(self.failed())?;
+            // After a failure the other packs may never read what this pack
+            // published; after a success they all have, and deleted it.
+            if failed {
+                let published = std::mem::take(&mut *self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                for (key, count) in published {
+                    delete_publish(&mut connection, &key, count).await.map_err(self.failed())?;
+                }
+            }
+            Ok(())
         })
     }
 }
@@ -224,3 +387,5 @@ impl redis::ToRedisArgs for FrameParts {
         let _ = arg.write_all(&self.body);
     }
 }
+
+impl redis::ToSingleRedisArg for FrameParts {}
