@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::BytesMut;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
@@ -133,13 +132,8 @@ impl Runtime {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening {} for the guest", dir.display()))?;
         }
-        let state = WorkerState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            comm,
-            send_buffer: BytesMut::new(),
-            limiter: WorkerLimiter(*limits),
-        };
+        let state =
+            WorkerState { wasi: wasi.build(), table: ResourceTable::new(), comm, limiter: WorkerLimiter(*limits) };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // wasmtime caps the bytes one host call may lift out of a guest
@@ -228,8 +222,6 @@ pub struct WorkerState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) comm: Arc<WorkerComm>,
-    /// Reused for the messages this worker sends (see `linker::copy_in`).
-    pub(crate) send_buffer: BytesMut,
     limiter: WorkerLimiter,
 }
 

@@ -8,10 +8,9 @@
 //! function clones the worker's `Arc<WorkerComm>` out of the store before
 //! awaiting, so no borrow of the store lives across a suspension.
 //!
-//! Single-buffer arguments are read in place from the guest's memory and
-//! copied once into the worker's reusable send buffer, so a steady stream of
-//! large messages costs one copy each instead of a fresh host allocation
-//! (and its page faults) per message.
+//! Byte-list arguments are read in place from the guest's memory and copied
+//! once into a [`MessageBuffer`] of their size (huge pages when large), so a
+//! message costs one copy out of the guest and few page faults.
 
 use bytes::Bytes;
 use wasmtime::AsContext;
@@ -19,6 +18,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
 
 use crate::bindings::WitCommError;
+use crate::buffer::MessageBuffer;
 use crate::engine::WorkerState;
 use crate::{Dtype, ReduceOp};
 
@@ -64,7 +64,10 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
         let data = data.map(|list| copy_in(&mut store, &list));
         c.broadcast(root, data)
     });
-    link!(comm, "scatter", |c, (root, parts): (u32, Option<Vec<Bytes>>)| -> Bytes { c.scatter(root, parts) });
+    link!(comm, "scatter", |store, c, (root, parts): (u32, Option<Vec<WasmList<u8>>>)| -> Bytes {
+        let parts = parts.map(|parts| copy_parts(&mut store, &parts));
+        c.scatter(root, parts)
+    });
     link!(comm, "gather", |store, c, (root, data): (u32, WasmList<u8>)| -> Option<Vec<Bytes>> {
         let data = copy_in(&mut store, &data);
         c.gather(root, data)
@@ -73,7 +76,10 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
         let data = copy_in(&mut store, &data);
         c.all_gather(data)
     });
-    link!(comm, "all-to-all", |c, (parts): (Vec<Bytes>,)| -> Vec<Bytes> { c.all_to_all(parts) });
+    link!(comm, "all-to-all", |store, c, (parts): (Vec<WasmList<u8>>,)| -> Vec<Bytes> {
+        let parts = copy_parts(&mut store, &parts);
+        c.all_to_all(parts)
+    });
     link!(comm, "reduce", |store, c, (root, data, ty, op): (u32, WasmList<u8>, Dtype, ReduceOp)| -> Option<Bytes> {
         let data = copy_in(&mut store, &data);
         c.reduce(root, data, ty, op)
@@ -86,14 +92,28 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies a guest's byte list into the worker's send buffer and splits it off
-/// as a message. Once every holder of the previous message has dropped it,
-/// `reserve` reuses the same allocation.
+/// Copies a guest's byte list into a host buffer of its size, shared from
+/// then on by every receiver.
 fn copy_in(store: &mut StoreContextMut<'_, WorkerState>, list: &WasmList<u8>) -> Bytes {
-    let mut buffer = std::mem::take(&mut store.data_mut().send_buffer);
-    buffer.reserve(list.len());
-    buffer.extend_from_slice(list.as_le_slice(store.as_context()));
-    let message = buffer.split().freeze();
-    store.data_mut().send_buffer = buffer;
-    message
+    MessageBuffer::copy_of(list.as_le_slice(store.as_context()))
+}
+
+/// Copies a guest's list of byte lists into one host buffer and shares it
+/// out as one message per part.
+fn copy_parts(store: &mut StoreContextMut<'_, WorkerState>, parts: &[WasmList<u8>]) -> Vec<Bytes> {
+    let store = store.as_context();
+    let total = parts.iter().map(WasmList::len).sum();
+    let mut buffer = MessageBuffer::with_capacity(total);
+    for part in parts {
+        buffer.extend_from_slice(part.as_le_slice(&store));
+    }
+    let all = buffer.freeze();
+    let mut at = 0;
+    parts
+        .iter()
+        .map(|part| {
+            at += part.len();
+            all.slice(at - part.len()..at)
+        })
+        .collect()
 }

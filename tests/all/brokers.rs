@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use burst_host::comm::frame::encode_message;
-use burst_host::comm::rabbitmq::{exchange_name, queue_name};
+use burst_host::comm::rabbitmq::queue_name;
 use burst_host::comm::redis::inbox_key;
 use burst_host::comm::{self, Backend, BackendError, BrokerKind, BrokerOptions, Envelope, Kind, plan};
 use burst_host::{FailureKind, FlareResult, FlareSpec, PackLayout, Program};
@@ -58,17 +58,6 @@ pub async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec
                 if rabbit().await.queue_declare(queue.as_str().into(), passive, Default::default()).await.is_ok() {
                     left.push(queue);
                 }
-            }
-            let exchange = exchange_name(flare_id);
-            let passive = lapin::options::ExchangeDeclareOptions { passive: true, ..Default::default() };
-            let kind = lapin::ExchangeKind::Fanout;
-            if rabbit()
-                .await
-                .exchange_declare(exchange.as_str().into(), kind, passive, Default::default())
-                .await
-                .is_ok()
-            {
-                left.push(exchange);
             }
             left
         }
@@ -315,13 +304,13 @@ fn the_cli_names_an_unreachable_broker() {
 
 /// A private redis-server on a free loopback port, so that a test can kill
 /// it without disturbing the tests that share the main one.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: std::process::Child,
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> Self {
+    pub fn start(port: u16) -> Self {
         let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -338,7 +327,7 @@ impl PrivateRedis {
         panic!("the private redis-server did not start on port {port}");
     }
 
-    fn options(&self) -> BrokerOptions {
+    pub fn options(&self) -> BrokerOptions {
         options(BrokerKind::Redis, &format!("redis://127.0.0.1:{}", self.port), 1 << 20, Duration::from_secs(30))
     }
 }

@@ -22,3 +22,4 @@ mod programs;
 mod semantics;
 mod service;
 mod tenants;
+mod traffic;

@@ -1,12 +1,18 @@
 //! `microbench`: one primitive, one payload size, every byte checked.
 //!
 //! Input: `{"primitive": "pair" | "broadcast" | "scatter" | "gather" |
-//! "all-gather" | "all-to-all" | "reduce" | "all-reduce" | "barrier",
+//! "all-gather" | "all-to-all" | "reduce" | "all-reduce" | "barrier" | "compute",
 //! "size": bytes, "root": worker, "iterations": n}`. Payloads are filled with
 //! a pseudo-random stream derived from (sender, receiver, size), so a
 //! message delivered to the wrong worker, truncated or reordered fails the
 //! check. Payloads are built before and checked after the timed part;
 //! returns the time of each iteration as seen by this worker.
+//!
+//! `"compute"` moves nothing: each worker builds and checks one payload of
+//! `size` bytes, timed, so that the same code (`payload.rs`) can be timed
+//! natively and in Wasm (`cargo bench -p burst-controller --bench compute`).
+
+mod payload;
 
 use std::time::Instant;
 
@@ -28,6 +34,7 @@ enum Primitive {
     Reduce,
     AllReduce,
     Barrier,
+    Compute,
 }
 
 #[derive(Deserialize)]
@@ -55,28 +62,11 @@ struct Output {
     checked_bytes: u64,
 }
 
-/// splitmix64: a cheap, well-mixed stream, seeded per (sender, receiver, size).
-fn pattern(sender: u32, receiver: u32, size: usize) -> Vec<u8> {
-    let mut state =
-        (u64::from(sender) << 32 | u64::from(receiver)) ^ (size as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(size);
-    out
-}
-
 fn check(what: &str, got: &[u8], sender: u32, receiver: u32) -> Result<u64, Error> {
-    let expected = pattern(sender, receiver, got.len());
-    if let Some(at) = got.iter().zip(&expected).position(|(a, b)| a != b) {
-        return Err(Error::work(format!("{what} from {sender}: byte {at} of {} is wrong", got.len())));
+    match payload::first_mismatch(got, sender, receiver) {
+        Some(at) => Err(Error::work(format!("{what} from {sender}: byte {at} of {} is wrong", got.len()))),
+        None => Ok(got.len() as u64),
     }
-    Ok(got.len() as u64)
 }
 
 fn check_len(what: &str, got: &[u8], size: usize) -> Result<(), Error> {
@@ -129,12 +119,12 @@ enum Received {
 fn prepare(input: &Input, ctx: &Context) -> Outgoing {
     let (me, n, root, size) = (ctx.worker_id(), ctx.burst_size(), input.root, input.size);
     match input.primitive {
-        Primitive::Pair if me == 0 => Outgoing::Bytes(pattern(0, 1, size)),
-        Primitive::Broadcast if me == root => Outgoing::Bytes(pattern(root, EVERYONE, size)),
-        Primitive::Scatter if me == root => Outgoing::Parts((0..n).map(|d| pattern(root, d, size)).collect()),
-        Primitive::Gather => Outgoing::Bytes(pattern(me, root, size)),
-        Primitive::AllGather => Outgoing::Bytes(pattern(me, EVERYONE, size)),
-        Primitive::AllToAll => Outgoing::Parts((0..n).map(|d| pattern(me, d, size)).collect()),
+        Primitive::Pair if me == 0 => Outgoing::Bytes(payload::pattern(0, 1, size)),
+        Primitive::Broadcast if me == root => Outgoing::Bytes(payload::pattern(root, EVERYONE, size)),
+        Primitive::Scatter if me == root => Outgoing::Parts((0..n).map(|d| payload::pattern(root, d, size)).collect()),
+        Primitive::Gather => Outgoing::Bytes(payload::pattern(me, root, size)),
+        Primitive::AllGather => Outgoing::Bytes(payload::pattern(me, EVERYONE, size)),
+        Primitive::AllToAll => Outgoing::Parts((0..n).map(|d| payload::pattern(me, d, size)).collect()),
         Primitive::Reduce | Primitive::AllReduce => Outgoing::Numbers(reduce_input(me, size)),
         _ => Outgoing::Nothing,
     }
@@ -204,6 +194,15 @@ fn verify(input: &Input, ctx: &Context, received: &Received) -> Result<u64, Erro
     }
 }
 
+/// Builds and checks one payload, timed: the compute of the other primitives
+/// without the communication.
+fn compute(ctx: &Context, size: usize) -> Result<(u64, u64), Error> {
+    let start = Instant::now();
+    let data = payload::pattern(ctx.worker_id(), ctx.worker_id(), size);
+    let checked = check("compute", &data, ctx.worker_id(), ctx.worker_id())?;
+    Ok((start.elapsed().as_micros() as u64, checked))
+}
+
 fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
     if input.primitive == Primitive::Pair && ctx.burst_size() < 2 {
         return Err(Error::work("pair needs at least two workers"));
@@ -211,6 +210,12 @@ fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
     let mut elapsed_us = Vec::with_capacity(input.iterations as usize);
     let mut checked_bytes = 0;
     for _ in 0..input.iterations {
+        if input.primitive == Primitive::Compute {
+            let (elapsed, checked) = compute(ctx, input.size)?;
+            elapsed_us.push(elapsed);
+            checked_bytes += checked;
+            continue;
+        }
         let outgoing = prepare(&input, ctx);
         ctx.barrier()?;
         let start = Instant::now();

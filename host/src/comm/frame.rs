@@ -26,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Envelope, Kind};
 use crate::Failure;
+use crate::buffer::MessageBuffer;
 
 /// First byte of every frame.
 pub const MAGIC: u8 = 0xB5;
@@ -250,9 +251,13 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
     }
     if kind_code == STORED {
         if body.len() > MAX_STORED_KEY || count == 0 {
-            return Err(FrameError::Inconsistent(format!("stored message of {count} frames under {} bytes of key", body.len())));
+            return Err(FrameError::Inconsistent(format!(
+                "stored message of {count} frames under {} bytes of key",
+                body.len()
+            )));
         }
-        let key = String::from_utf8(body.to_vec()).map_err(|_| FrameError::Inconsistent("stored key is not UTF-8".into()))?;
+        let key =
+            String::from_utf8(body.to_vec()).map_err(|_| FrameError::Inconsistent("stored key is not UTF-8".into()))?;
         return Ok(Frame::Stored { key, count });
     }
     let kind = Kind::from_code(kind_code).ok_or(FrameError::UnknownKind(kind_code))?;
@@ -278,7 +283,7 @@ struct Partial {
     total_len: u64,
     /// Chunks `0..next` are in `message`, in order.
     next: u32,
-    message: BytesMut,
+    message: MessageBuffer,
     /// Chunks that arrived before their turn, and their bytes.
     early: BTreeMap<u32, Bytes>,
     early_bytes: u64,
@@ -327,7 +332,7 @@ impl Reassembler {
             count: chunk.count,
             total_len: chunk.total_len,
             next: 0,
-            message: BytesMut::with_capacity(chunk.total_len as usize),
+            message: MessageBuffer::with_capacity(chunk.total_len as usize),
             early: BTreeMap::new(),
             early_bytes: 0,
         });
@@ -416,6 +421,43 @@ mod tests {
     fn aborts_carry_the_failure() {
         let failure = Failure::new(Some(4), FailureKind::Trap, "boom");
         assert_eq!(decode(&encode_abort(FLARE, &failure), FLARE), Ok(Frame::Abort(failure)));
+    }
+
+    #[test]
+    fn stored_frames_name_their_key_and_count() {
+        let envelope = Envelope::collective(Kind::Broadcast, 4, 0, u32::MAX);
+        let key = "burst:flare-7:pub:0:3";
+        let frame = encode_stored(FLARE, &envelope, 9, key);
+        assert_eq!(decode(&frame, FLARE), Ok(Frame::Stored { key: key.to_owned(), count: 9 }));
+        let long = "k".repeat(MAX_STORED_KEY + 1);
+        let mut out = BytesMut::new();
+        put_header(&mut out, STORED, FLARE, &envelope, 0, 1, long.len() as u64);
+        out.put_slice(long.as_bytes());
+        assert!(matches!(decode(&out.freeze(), FLARE), Err(FrameError::Inconsistent(_))));
+        let mut out = BytesMut::new();
+        put_header(&mut out, STORED, FLARE, &envelope, 0, 1, 2);
+        out.put_slice(&[0xff, 0xfe]);
+        assert!(matches!(decode(&out.freeze(), FLARE), Err(FrameError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn early_chunks_wait_for_their_turn_and_the_message_is_exact() {
+        let envelope = Envelope::direct(1, 2, 3, 4);
+        let message = payload(10_000);
+        let chunks = chunks_of(&encode_message(FLARE, &envelope, &message, 999));
+        let mut reassembler = Reassembler::default();
+        // Last first, then the rest from the middle out, with repeats.
+        let order = [10, 5, 5, 6, 0, 9, 1, 2, 8, 3, 7, 4, 0];
+        let mut done = None;
+        for index in order {
+            let chunk = chunks_of(&encode_message(FLARE, &envelope, &message, 999)).remove(index);
+            if let Some(result) = reassembler.add(chunk).expect("consistent") {
+                assert!(done.is_none(), "completed twice");
+                done = Some(result);
+            }
+        }
+        assert_eq!(chunks.len(), 11);
+        assert_eq!(done, Some((envelope, message)));
     }
 
     #[test]

@@ -42,7 +42,12 @@ impl MemoryBroker {
             .get_mut(pack_id as usize)
             .and_then(Option::take)
             .ok_or(BackendError::Closed)?;
-        Ok(Arc::new(Endpoint { broker: Arc::clone(self), pack_id, inbox: Mutex::new(inbox), written: AtomicU64::new(0) }))
+        Ok(Arc::new(Endpoint {
+            broker: Arc::clone(self),
+            pack_id,
+            inbox: Mutex::new(inbox),
+            written: AtomicU64::new(0),
+        }))
     }
 
     fn post(&self, to_pack: u32, inbound: Inbound) -> Result<(), BackendError> {

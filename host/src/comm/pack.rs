@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
+use futures_util::future::try_join_all;
 use tokio::sync::{Barrier, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -229,6 +230,16 @@ impl PackComm {
         }
         let sent = self.backend.send(to_pack, envelope, payload).await;
         sent.map_err(|error| self.backend_failed(&error))
+    }
+
+    /// Routes several messages at once: local ones are delivered at once,
+    /// remote ones are all in flight together rather than one round trip
+    /// after another.
+    pub(crate) async fn route_all(
+        &self,
+        messages: impl IntoIterator<Item = (Envelope, Bytes)>,
+    ) -> Result<(), CommError> {
+        try_join_all(messages.into_iter().map(|(envelope, payload)| self.route(envelope, payload))).await.map(drop)
     }
 
     /// Publishes a pack-level message that every other pack reads once.

@@ -253,7 +253,9 @@ impl Backend for RabbitBackend {
     }
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async move { self.publish_frames(&self.others(), &[frame::encode_abort(&self.flare_id, &failure)]).await })
+        Box::pin(
+            async move { self.publish_frames(&self.others(), &[frame::encode_abort(&self.flare_id, &failure)]).await },
+        )
     }
 
     fn framing_bytes(&self) -> u64 {

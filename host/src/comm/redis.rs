@@ -234,7 +234,8 @@ impl RedisBackend {
             }
             let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
             for (index, raw) in batch.iter().zip(frames) {
-                let raw = raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
+                let raw =
+                    raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
                 match self.decode(Bytes::from(raw))? {
                     Decoded::Nothing => {}
                     Decoded::Inbound(inbound @ Inbound::Message(..)) if message.is_none() => message = Some(inbound),
@@ -363,7 +364,8 @@ impl Backend for RedisBackend {
             // After a failure the other packs may never read what this pack
             // published; after a success they all have, and deleted it.
             if failed {
-                let published = std::mem::take(&mut *self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                let published =
+                    std::mem::take(&mut *self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
                 for (key, count) in published {
                     delete_publish(&mut connection, &key, count).await.map_err(self.failed())?;
                 }

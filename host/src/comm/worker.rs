@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures_util::future::try_join_all;
 
 use super::reduce::check_elements;
 use super::{CommError, EVERY_PACK, Envelope, Kind, PackComm, fold};
@@ -217,14 +218,11 @@ impl WorkerComm {
         let Some(parts) = parts else {
             return self.pack.take(Envelope::collective(Kind::Scatter, seq, root, self.worker_id)).await;
         };
-        let mut own = Bytes::new();
-        for (dest, part) in (0..).zip(parts) {
-            if dest == self.worker_id {
-                own = part;
-            } else {
-                self.pack.route(Envelope::collective(Kind::Scatter, seq, root, dest), part).await?;
-            }
-        }
+        let own = parts.get(self.worker_id as usize).cloned().unwrap_or_default();
+        let others = (0..).zip(parts).filter(|&(dest, _)| dest != self.worker_id);
+        self.pack
+            .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::Scatter, seq, root, dest), part)))
+            .await?;
         Ok(own)
     }
 
@@ -264,9 +262,10 @@ impl WorkerComm {
                 let range = pack.range();
                 let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
                 let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
-                for (source, part) in range.workers().zip(&own) {
-                    pack.publish(envelope(source), part.clone()).await?;
-                }
+                try_join_all(
+                    range.workers().zip(&own).map(|(source, part)| pack.publish(envelope(source), part.clone())),
+                )
+                .await?;
                 let own_bytes: u64 = own.iter().map(|p| p.len() as u64).sum();
                 let mut all = Vec::with_capacity(pack.layout().burst_size() as usize);
                 for source in 0..range.first {
@@ -294,14 +293,11 @@ impl WorkerComm {
         self.check_size(&parts)?;
         let seq = self.next_collective(Kind::AllToAll);
         let me = self.worker_id;
-        let mut own = Bytes::new();
-        for (dest, part) in (0..).zip(parts) {
-            if dest == me {
-                own = part;
-            } else {
-                self.pack.route(Envelope::collective(Kind::AllToAll, seq, me, dest), part).await?;
-            }
-        }
+        let mut own = parts.get(me as usize).cloned().unwrap_or_default();
+        let others = (0..).zip(parts).filter(|&(dest, _)| dest != me);
+        self.pack
+            .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::AllToAll, seq, me, dest), part)))
+            .await?;
         let mut received = Vec::with_capacity(self.burst_size() as usize);
         for source in 0..self.burst_size() {
             received.push(if source == me {
