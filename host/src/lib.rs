@@ -13,7 +13,6 @@
 //! of a flare whose other packs run elsewhere).
 
 mod bindings;
-pub mod buffer;
 pub mod comm;
 mod engine;
 mod flare;

@@ -9,16 +9,15 @@
 //! awaiting, so no borrow of the store lives across a suspension.
 //!
 //! Byte-list arguments are read in place from the guest's memory and copied
-//! once into a [`MessageBuffer`] of their size (huge pages when large), so a
-//! message costs one copy out of the guest and few page faults.
+//! once into a host buffer of their size (a list of parts into one buffer),
+//! so a message costs one copy out of the guest and one allocation.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use wasmtime::AsContext;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
 
 use crate::bindings::WitCommError;
-use crate::buffer::MessageBuffer;
 use crate::engine::WorkerState;
 use crate::{Dtype, ReduceOp};
 
@@ -95,7 +94,7 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
 /// Copies a guest's byte list into a host buffer of its size, shared from
 /// then on by every receiver.
 fn copy_in(store: &mut StoreContextMut<'_, WorkerState>, list: &WasmList<u8>) -> Bytes {
-    MessageBuffer::copy_of(list.as_le_slice(store.as_context()))
+    Bytes::copy_from_slice(list.as_le_slice(store.as_context()))
 }
 
 /// Copies a guest's list of byte lists into one host buffer and shares it
@@ -103,7 +102,7 @@ fn copy_in(store: &mut StoreContextMut<'_, WorkerState>, list: &WasmList<u8>) ->
 fn copy_parts(store: &mut StoreContextMut<'_, WorkerState>, parts: &[WasmList<u8>]) -> Vec<Bytes> {
     let store = store.as_context();
     let total = parts.iter().map(WasmList::len).sum();
-    let mut buffer = MessageBuffer::with_capacity(total);
+    let mut buffer = BytesMut::with_capacity(total);
     for part in parts {
         buffer.extend_from_slice(part.as_le_slice(&store));
     }

@@ -26,7 +26,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Envelope, Kind};
 use crate::Failure;
-use crate::buffer::MessageBuffer;
 
 /// First byte of every frame.
 pub const MAGIC: u8 = 0xB5;
@@ -283,7 +282,7 @@ struct Partial {
     total_len: u64,
     /// Chunks `0..next` are in `message`, in order.
     next: u32,
-    message: MessageBuffer,
+    message: BytesMut,
     /// Chunks that arrived before their turn, and their bytes.
     early: BTreeMap<u32, Bytes>,
     early_bytes: u64,
@@ -332,7 +331,7 @@ impl Reassembler {
             count: chunk.count,
             total_len: chunk.total_len,
             next: 0,
-            message: MessageBuffer::with_capacity(chunk.total_len as usize),
+            message: BytesMut::with_capacity(chunk.total_len as usize),
             early: BTreeMap::new(),
             early_bytes: 0,
         });

@@ -37,11 +37,11 @@ use crate::Failure;
 
 /// Unacknowledged frames the broker may push to a pack at once; bounds the
 /// memory a pack spends on frames it has not stored yet.
-const PREFETCH: u16 = 16;
+const PREFETCH: u16 = 32;
 
 /// Frames a publisher may have sent and not yet seen confirmed: bounds the
 /// frames of one message held in host memory while the broker catches up.
-const PUBLISH_WINDOW: usize = 8;
+const PUBLISH_WINDOW: usize = 32;
 
 /// Extra lifetime of a flare's queues beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
