@@ -66,3 +66,30 @@ async fn waiting_past_the_deadline_fails_the_flare_with_timeout() {
     }
     still_healthy().await;
 }
+
+#[tokio::test]
+async fn workers_of_a_pack_that_disagree_on_a_root_fail_the_flare_naming_one() {
+    // Worker 2 reduces to itself, every other worker to worker 0: the pack
+    // of workers 2 and 3 sees the disagreement in its round.
+    let layout = std::sync::Arc::new(burst_host::PackLayout::homogeneous(4, 2).expect("valid"));
+    let input = |root: u32| {
+        bytes::Bytes::from(json!({"primitive": "reduce", "size": 64, "root": root, "iterations": 2}).to_string())
+    };
+    let spec = burst_host::FlareSpec::new(
+        "disagreeing-roots".into(),
+        layout,
+        vec![input(0), input(0), input(2), input(0)],
+        Duration::from_secs(60),
+    );
+    let result = burst_host::run_flare(crate::support::runtime(), crate::support::microbench(), &spec)
+        .await
+        .expect("valid spec");
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!(failure.kind, FailureKind::Protocol, "{failure}");
+    assert!(matches!(failure.worker_id, Some(2 | 3)), "{failure}");
+    assert!(failure.message.contains("must pass the same root"), "{failure}");
+    for w in &result.workers {
+        assert!(w.end_us <= failure.at_us + 1_000_000, "worker {} ended late", w.worker_id);
+    }
+    still_healthy().await;
+}

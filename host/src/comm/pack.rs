@@ -26,6 +26,10 @@ use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
 pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
 
 struct Round {
+    /// The root the first worker to arrive passed, if the kind has one.
+    root: Option<u32>,
+    /// Which worker passed it.
+    first: u32,
     inputs: Vec<Option<Bytes>>,
     arrived: usize,
     waiters: Vec<oneshot::Sender<RoundOutput>>,
@@ -262,13 +266,16 @@ impl PackComm {
     }
 
     /// Runs one collective round of this pack: every local worker brings its
-    /// input; the last to arrive runs `drive` on all inputs (indexed by local
-    /// position) and every worker gets its output.
+    /// input (and its root, for rooted kinds); the last to arrive runs
+    /// `drive` on all inputs (indexed by local position) and every worker
+    /// gets its output. Workers that disagree on the root fail the flare,
+    /// naming the later one: every worker must call collectives in the same
+    /// order with the same root.
     pub(crate) async fn round<F, Fut>(
         &self,
-        kind: Kind,
-        seq: u64,
+        (kind, seq): (Kind, u64),
         local_index: usize,
+        root: Option<u32>,
         input: Option<Bytes>,
         drive: F,
     ) -> RoundOutput
@@ -282,12 +289,27 @@ impl PackComm {
         }
         let joined = {
             let size = self.range().count as usize;
+            let worker_id = self.range().first + local_index as u32;
             let mut rounds = lock(&self.rounds);
             let round = rounds.entry((kind, seq)).or_insert_with(|| Round {
+                root,
+                first: worker_id,
                 inputs: vec![None; size],
                 arrived: 0,
                 waiters: Vec::new(),
             });
+            if round.root != root {
+                let message = format!(
+                    "worker {worker_id} called {kind:?} #{seq} with root {}, worker {} with root {}: every worker \
+                     must pass the same root",
+                    root.map_or("none".into(), |r| r.to_string()),
+                    round.first,
+                    round.root.map_or("none".into(), |r| r.to_string()),
+                );
+                drop(rounds);
+                self.fail(Failure::new(Some(worker_id), FailureKind::Protocol, message.clone()));
+                return Err(CommError::InvalidArgument(message));
+            }
             round.inputs[local_index] = input;
             round.arrived += 1;
             if round.arrived < size {

@@ -178,7 +178,7 @@ impl WorkerComm {
         let pack = &*self.pack;
         let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
         let output = pack
-            .round(Kind::Broadcast, seq, self.local_index, data, |mut inputs| async move {
+            .round((Kind::Broadcast, seq), self.local_index, Some(root), data, |mut inputs| async move {
                 let root_index = root.checked_sub(pack.range().first).map(|i| i as usize);
                 let data = match root_index.and_then(|i| inputs.get_mut(i)).and_then(Option::take) {
                     Some(data) => {
@@ -191,7 +191,7 @@ impl WorkerComm {
                 Ok(Arc::new(vec![data]))
             })
             .await?;
-        Ok(output[0].clone())
+        first(&output)
     }
 
     /// Part `worker_id` of the root's parts.
@@ -258,7 +258,7 @@ impl WorkerComm {
         let seq = self.next_collective(Kind::AllGather);
         let pack = &*self.pack;
         let output = pack
-            .round(Kind::AllGather, seq, self.local_index, Some(data), |inputs| async move {
+            .round((Kind::AllGather, seq), self.local_index, None, Some(data), |inputs| async move {
                 let range = pack.range();
                 let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
                 let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
@@ -321,7 +321,7 @@ impl WorkerComm {
         let seq = self.next_collective(Kind::Reduce);
         let pack = &*self.pack;
         let output = pack
-            .round(Kind::Reduce, seq, self.local_index, Some(data), |inputs| async move {
+            .round((Kind::Reduce, seq), self.local_index, Some(root), Some(data), |inputs| async move {
                 let layout = pack.layout();
                 let root_pack = layout.pack_of(root);
                 let partial = combine_pack(pack, &inputs, ty, op)?;
@@ -343,7 +343,7 @@ impl WorkerComm {
                 Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
             })
             .await?;
-        Ok((root == self.worker_id).then(|| output[0].clone()))
+        if root == self.worker_id { first(&output).map(Some) } else { Ok(None) }
     }
 
     /// Element-wise reduction of every worker's `data`, on every worker.
@@ -370,7 +370,7 @@ impl WorkerComm {
         let seq = self.next_collective(kind);
         let pack = &*self.pack;
         let output = pack
-            .round(kind, seq, self.local_index, Some(data), |inputs| async move {
+            .round((kind, seq), self.local_index, None, Some(data), |inputs| async move {
                 let layout = pack.layout();
                 let partial = combine_pack(pack, &inputs, ty, op)?;
                 let result_envelope = Envelope::collective(kind, seq, 0, EVERY_PACK);
@@ -390,8 +390,14 @@ impl WorkerComm {
                 Ok(Arc::new(vec![result]))
             })
             .await?;
-        Ok(output[0].clone())
+        first(&output)
     }
+}
+
+/// The one result a round hands every worker; a round that produced none
+/// is a broken invariant, reported rather than a panic in the host.
+fn first(output: &[Bytes]) -> Result<Bytes, CommError> {
+    output.first().cloned().ok_or_else(|| CommError::Protocol("a collective round produced no result".into()))
 }
 
 /// Folds the inputs of a pack's round in worker-id order.
