@@ -76,7 +76,7 @@ async fn workers_of_a_pack_that_disagree_on_a_root_fail_the_flare_naming_one() {
         bytes::Bytes::from(json!({"primitive": "reduce", "size": 64, "root": root, "iterations": 2}).to_string())
     };
     let spec = burst_host::FlareSpec::new(
-        "disagreeing-roots".into(),
+        "disagreeing-roots",
         layout,
         vec![input(0), input(0), input(2), input(0)],
         Duration::from_secs(60),
