@@ -29,21 +29,29 @@ pub enum ReduceError {
     },
 }
 
-macro_rules! combine_as {
-    ($t:ty, $acc:expr, $other:expr, $op:expr, $add:expr, $mul:expr, $min:expr, $max:expr) => {{
+/// One pass of `$f` over two arrays of `$t`. `$f` stays a function item or
+/// closure (never a `fn` pointer), so the loop is inlined and vectorised.
+macro_rules! apply {
+    ($t:ty, $acc:expr, $other:expr, $f:expr) => {{
         const SIZE: usize = std::mem::size_of::<$t>();
-        let f: fn($t, $t) -> $t = match $op {
-            ReduceOp::Sum => $add,
-            ReduceOp::Prod => $mul,
-            ReduceOp::Min => $min,
-            ReduceOp::Max => $max,
-        };
+        let f = $f;
         for (a, b) in $acc.chunks_exact_mut(SIZE).zip($other.chunks_exact(SIZE)) {
             let x = <$t>::from_le_bytes(a.try_into().expect("chunks have SIZE bytes"));
             let y = <$t>::from_le_bytes(b.try_into().expect("chunks have SIZE bytes"));
             a.copy_from_slice(&f(x, y).to_le_bytes());
         }
     }};
+}
+
+macro_rules! combine_as {
+    ($t:ty, $acc:expr, $other:expr, $op:expr, $add:expr, $mul:expr, $min:expr, $max:expr) => {
+        match $op {
+            ReduceOp::Sum => apply!($t, $acc, $other, $add),
+            ReduceOp::Prod => apply!($t, $acc, $other, $mul),
+            ReduceOp::Min => apply!($t, $acc, $other, $min),
+            ReduceOp::Max => apply!($t, $acc, $other, $max),
+        }
+    };
 }
 
 macro_rules! combine_int {
