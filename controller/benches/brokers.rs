@@ -26,18 +26,14 @@ use bytes::Bytes;
 use futures_lite::StreamExt as _;
 use serde_json::{Value, json};
 
-#[path = "../../tests/guests.rs"]
-mod guests;
+mod support;
+
+use support::{guests, median, write_report};
 
 const PAIR_BYTES: usize = 256 << 20;
 const CHUNKS: [usize; 3] = [64 << 10, 1 << 20, 8 << 20];
 const BROADCAST_BYTES: u64 = 8 << 20;
 const ALL_TO_ALL_BYTES: u64 = 256 << 10;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn mib_per_s(bytes: usize, seconds: f64) -> f64 {
     bytes as f64 / seconds / f64::from(1 << 20)
@@ -223,13 +219,6 @@ fn main() -> anyhow::Result<()> {
     }
 
     let report = json!({ "benchmark": "brokers", "at_us": now_us(), "pair": pairs, "collectives": collectives });
-    let path = std::env::var_os("BURST_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::workspace_root().join("target/bench/brokers.json"));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    println!("\nwrote {}", path.display());
+    write_report("brokers", &report)?;
     Ok(())
 }

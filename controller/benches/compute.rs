@@ -18,19 +18,15 @@ use burst_host::{FlareSpec, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-#[path = "../../tests/guests.rs"]
-mod guests;
+mod support;
+
+use support::{guests, median, write_report};
 
 #[path = "../../examples/microbench/src/payload.rs"]
 mod payload;
 
 const SIZES: [usize; 2] = [16 << 20, 128 << 20];
 const ITERATIONS: u32 = 7;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn spread(values: &[f64]) -> (f64, f64) {
     (values.iter().copied().fold(f64::INFINITY, f64::min), values.iter().copied().fold(0.0, f64::max))
@@ -84,13 +80,6 @@ fn main() -> anyhow::Result<()> {
         rows.push(json!({ "bytes": size, "native_ms": native, "wasm_ms": wasm, "ratio_of_medians": ratio }));
     }
     let report = json!({ "benchmark": "compute", "at_us": now_us(), "iterations": ITERATIONS, "rows": rows });
-    let path = std::env::var_os("BURST_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::workspace_root().join("target/bench/compute.json"));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    println!("\nwrote {}", path.display());
+    write_report("compute", &report)?;
     Ok(())
 }

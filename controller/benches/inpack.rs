@@ -21,8 +21,9 @@ use burst_host::{FlareSpec, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-#[path = "../../tests/guests.rs"]
-mod guests;
+mod support;
+
+use support::{guests, median, write_report};
 
 const ITERATIONS: u32 = 5;
 /// (N, bytes per message): all-to-all at N = 8 moves 8 MiB per pair, the
@@ -30,11 +31,6 @@ const ITERATIONS: u32 = 5;
 const CONFIGS: [(u32, u64); 3] = [(8, 8 << 20), (16, 2 << 20), (32, 512 << 10)];
 const PRIMITIVES: [&str; 8] =
     ["pair", "broadcast", "scatter", "gather", "all-gather", "all-to-all", "reduce", "all-reduce"];
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Bytes a primitive must copy out of senders and into receivers.
 fn floor_bytes(primitive: &str, n: u64, s: u64) -> u64 {
@@ -110,13 +106,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let report = json!({ "benchmark": "inpack", "at_us": now_us(), "memcpy_bytes_per_s": memcpy, "rows": rows });
-    let path = std::env::var_os("BURST_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::workspace_root().join("target/bench/inpack.json"));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    println!("\nwrote {}", path.display());
+    write_report("inpack", &report)?;
     Ok(())
 }

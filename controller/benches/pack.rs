@@ -14,19 +14,15 @@ use burst_host::{FlareResult, FlareSpec, PackLayout, Program, Runtime, RuntimeCo
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-#[path = "../../tests/guests.rs"]
-mod guests;
+mod support;
+
+use support::{guests, median, write_report};
 
 const STARTUP_WORKERS: u32 = 1_000;
 const STARTUP_RUNS: usize = 7;
 const DENSE_WORKERS: u32 = 10_000;
 const PAIR_BYTES: usize = 64 << 20;
 const PAIR_ITERATIONS: u32 = 9;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 async fn flare(runtime: &Arc<Runtime>, program: &Program, workers: u32, input: &Value) -> anyhow::Result<FlareResult> {
     let spec = FlareSpec::new(
@@ -146,13 +142,6 @@ fn main() -> anyhow::Result<()> {
     }
 
     let report = json!({ "benchmark": "pack", "at_us": now_us(), "startup": startup, "dense": dense, "pair": pair });
-    let path = std::env::var_os("BURST_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::workspace_root().join("target/bench/pack.json"));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    println!("\nwrote {}", path.display());
+    write_report("pack", &report)?;
     Ok(())
 }

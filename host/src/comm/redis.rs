@@ -226,14 +226,17 @@ impl RedisBackend {
         count: u32,
     ) -> Result<Option<Inbound>, BackendError> {
         let mut message = None;
-        let indices: Vec<u32> = (0..count).collect();
-        for batch in indices.chunks(DRAIN_BATCH) {
+        // `count` comes from the broker: walk it a batch at a time, never
+        // allocating by it; a count larger than what is stored ends at the
+        // first missing frame.
+        for first in (0..count).step_by(DRAIN_BATCH) {
+            let batch = first..count.min(first.saturating_add(DRAIN_BATCH as u32));
             let mut pipe = redis::pipe();
-            for &index in batch {
+            for index in batch.clone() {
                 pipe.get(frame_key(key, index));
             }
             let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
-            for (index, raw) in batch.iter().zip(frames) {
+            for (index, raw) in batch.zip(frames) {
                 let raw =
                     raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
                 match self.decode(Bytes::from(raw))? {
