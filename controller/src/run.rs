@@ -89,7 +89,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let progress = !args.json && std::io::stderr().is_terminal();
     let limits = args.sandbox.limits(Limits::default());
-    tokio.block_on(async {
+    let outcome = tokio.block_on(async {
         // The pool reserves address space for as many workers, and as much
         // memory each, as this flare may use here — no more.
         let config = RuntimeConfig {
@@ -155,8 +155,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::SUCCESS
         })
-    })
+    });
+    // Whatever a broker client still runs in the background (a connection
+    // to a broker that stopped answering) must not keep the process alive.
+    tokio.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    outcome
 }
+
+/// How long the process waits at exit for background tasks to stop.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn read_inputs(args: &RunArgs, workers: u32) -> anyhow::Result<Vec<Bytes>> {
     let shared = |text: String| -> anyhow::Result<Vec<Bytes>> {

@@ -15,12 +15,15 @@
 //! guest stoppable). Every task the flare started has ended when these
 //! functions return.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
+use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -145,9 +148,10 @@ pub async fn run_flare_over(
         bytes: ByteCounts::default(),
         failure: None,
     };
-    let mut packs = Vec::with_capacity(running.len());
-    for pack in running {
-        let (workers, bytes, failure, pack) = pack.finish().await;
+    // Together: a pack finishes only once it has heard from every other.
+    let finished = join_all(running.into_iter().map(RunningPack::finish)).await;
+    let mut packs = Vec::with_capacity(finished.len());
+    for (workers, bytes, failure, pack) in finished {
         result.workers.extend(workers);
         result.bytes += bytes;
         result.failure = earliest(result.failure, failure);
@@ -155,12 +159,8 @@ pub async fn run_flare_over(
     }
     // Closed only now: a pack that failed may have told packs that had
     // already finished, and what it told them must go too.
-    for pack in &packs {
-        pack.settle().await;
-    }
-    for pack in packs {
-        pack.close().await;
-    }
+    join_all(packs.iter().map(|pack| pack.settle())).await;
+    join_all(packs.iter().map(|pack| pack.close())).await;
     Ok(result)
 }
 
@@ -239,8 +239,23 @@ fn start_pack(
         .map(|worker_id| {
             let comm = Arc::new(WorkerComm::new(Arc::clone(&pack), worker_id));
             let input = spec.inputs[worker_id as usize].clone();
-            let task =
-                tokio::spawn(run_worker(Arc::clone(runtime), program.clone(), comm, input, Arc::clone(&sandbox)));
+            let worker = run_worker(Arc::clone(runtime), program.clone(), comm, input, Arc::clone(&sandbox));
+            let pack = Arc::clone(&pack);
+            let task = tokio::spawn(async move {
+                // A panic in host code fails the flare at once, naming the
+                // worker it served, and releases every other worker.
+                AssertUnwindSafe(worker).catch_unwind().await.unwrap_or_else(|panic| {
+                    let reason = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    let message = format!("the host panicked while running this worker: {reason}");
+                    let failure = Failure::new(Some(worker_id), FailureKind::Trap, message);
+                    pack.fail(failure.clone());
+                    WorkerResult::failed(worker_id, pack.pack_id(), failure)
+                })
+            });
             (worker_id, task)
         })
         .collect();
@@ -248,22 +263,23 @@ fn start_pack(
 }
 
 impl RunningPack {
-    /// Waits for every worker; returns their results, the pack's byte
-    /// counts and failure, and the pack (to close once the flare is over).
+    /// Waits for every worker, then for the other packs to finish (see
+    /// [`PackComm::conclude`]); returns the workers' results, the pack's
+    /// byte counts and failure, and the pack (to close once the flare is
+    /// over).
     async fn finish(self) -> (Vec<WorkerResult>, ByteCounts, Option<Failure>, Arc<PackComm>) {
         let mut results = Vec::with_capacity(self.workers.len());
         for (worker_id, task) in self.workers {
             let result = task.await.unwrap_or_else(|error| {
-                let failure = Failure::new(
-                    Some(worker_id),
-                    FailureKind::Trap,
-                    format!("the host task of the worker failed: {error}"),
-                );
+                // Only an aborted task gets here: a panic is caught inside it.
+                let failure =
+                    Failure::new(Some(worker_id), FailureKind::Cancelled, format!("the worker's task ended: {error}"));
                 self.pack.fail(failure.clone());
                 WorkerResult::failed(worker_id, self.pack.pack_id(), failure)
             });
             results.push(result);
         }
+        self.pack.conclude().await;
         self.pump.abort();
         let (bytes, failure) = (self.pack.bytes(), self.pack.failure().cloned());
         (results, bytes, failure, self.pack)
@@ -332,6 +348,9 @@ async fn run_worker(
             tracing::debug!(flare_id = pack.flare_id(), worker_id, %failure, "worker failed");
             pack.fail(failure.clone());
         }
+    }
+    if outcome.is_ok() {
+        pack.worker_returned((worker_id - pack.range().first) as usize);
     }
     let (stdout, stdout_truncated) = output.stdout.contents();
     let (stderr, stderr_truncated) = output.stderr.contents();

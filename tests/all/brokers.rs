@@ -179,9 +179,10 @@ async fn a_flare_spread_over_four_processes_is_byte_exact() {
             // Each pack reads the parts its 2 workers get from the 6 outside,
             // each part as 5 frames of at most 64 KiB; plus the barrier: pack 0
             // reads one empty partial from each other pack, the others read
-            // pack 0's empty result.
+            // pack 0's empty result; and each pack reads the other three's
+            // "done" frames (a header each).
             assert_eq!(doc["bytes"]["remote"], 2 * 6 * 300_001, "{name}");
-            let frames = 2 * 6 * 5 + if pack == 0 { 3 } else { 1 };
+            let frames = 2 * 6 * 5 + if pack == 0 { 3 } else { 1 } + 3;
             let header = 40 + flare_id.len() as u64;
             assert_eq!(doc["bytes"]["framing"], frames * header, "{name} pack {pack}");
         }
@@ -363,4 +364,49 @@ async fn a_broker_that_dies_mid_flare_fails_the_flare_and_a_restarted_one_serves
     spec.inputs = vec![Bytes::from_static(b"null"); 4];
     let result = burst_host::run_flare_over(runtime(), hello(), &spec, backends).await.expect("valid spec");
     assert_eq!(outputs(&result)[3]["sum_of_ids"], 6);
+}
+
+#[tokio::test]
+async fn packs_that_broadcast_from_different_roots_fail_through_every_broker() {
+    let bench = |root: u32| Bytes::from(json!({"primitive": "broadcast", "size": 5000, "root": root}).to_string());
+    for kind in BROKERS {
+        let options = options(kind, kind.default_url(), 1024, Duration::from_secs(30));
+        let (mut spec, backends) = connect_all(&options, 4, 2).await;
+        spec.inputs = vec![bench(0), bench(0), bench(3), bench(3)];
+        let result = burst_host::run_flare_over(runtime(), microbench(), &spec, backends).await.expect("valid spec");
+        let failure = result.failure.as_ref().expect("the packs disagree");
+        assert_eq!(failure.kind, FailureKind::Protocol, "{kind:?}: {failure}");
+        assert!(matches!(failure.worker_id, Some(0 | 3)), "{kind:?}: {failure}");
+        assert_eq!(leftovers(kind, &spec.flare_id, 2).await, Vec::<String>::new(), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_processes_of_one_flare_may_have_different_deadlines() {
+    // A queue's arguments once depended on the declaring process's
+    // --timeout, and a second declaration with another was refused.
+    for (kind, name) in [(BrokerKind::Redis, "redis"), (BrokerKind::RabbitMq, "rabbitmq")] {
+        let flare_id = unique_flare_id("timeouts");
+        let processes: Vec<_> = [30, 90]
+            .iter()
+            .enumerate()
+            .map(|(pack, timeout)| {
+                Command::new(env!("CARGO_BIN_EXE_burst"))
+                    .args(["run", "-n", "4", "-g", "2", "--json", "--backend", name, "--timeout", &timeout.to_string()])
+                    .args(["--flare-id", &flare_id, "--pack", &pack.to_string()])
+                    .arg(guest_path("hello"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("burst starts")
+            })
+            .collect();
+        for child in processes {
+            let out = child.wait_with_output().expect("the process ends");
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(doc["outputs"][1]["sum_of_ids"], 6, "{name}: {doc}");
+        }
+        assert_eq!(leftovers(kind, &flare_id, 2).await, Vec::<String>::new(), "{name}");
+    }
 }

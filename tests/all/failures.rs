@@ -87,9 +87,50 @@ async fn workers_of_a_pack_that_disagree_on_a_root_fail_the_flare_naming_one() {
     let failure = result.failure.as_ref().expect("the flare failed");
     assert_eq!(failure.kind, FailureKind::Protocol, "{failure}");
     assert!(matches!(failure.worker_id, Some(2 | 3)), "{failure}");
-    assert!(failure.message.contains("must pass the same root"), "{failure}");
+    assert!(failure.message.contains("with root 2") && failure.message.contains("with root 0"), "{failure}");
     for w in &result.workers {
         assert!(w.end_us <= failure.at_us + 1_000_000, "worker {} ended late", w.worker_id);
     }
     still_healthy().await;
+}
+
+/// Runs microbench with one input per worker, in packs of 2, in memory.
+async fn run_microbench(inputs: &[Value]) -> FlareResult {
+    let n = inputs.len() as u32;
+    let layout = std::sync::Arc::new(burst_host::PackLayout::homogeneous(n, 2).expect("valid"));
+    let inputs = inputs.iter().map(|i| bytes::Bytes::from(i.to_string())).collect();
+    let spec = burst_host::FlareSpec::new("mismatched", layout, inputs, Duration::from_secs(60));
+    burst_host::run_flare(crate::support::runtime(), crate::support::microbench(), &spec).await.expect("valid spec")
+}
+
+#[tokio::test]
+async fn packs_that_call_different_collectives_fail_the_flare_instead_of_diverging() {
+    let bench = |primitive: &str, root: u32| json!({"primitive": primitive, "size": 96, "root": root});
+    for (inputs, culprits) in [
+        // Each pack broadcasts from a root of its own.
+        (vec![bench("broadcast", 0), bench("broadcast", 0), bench("broadcast", 3), bench("broadcast", 3)], [0, 3]),
+        // One pack scatters from worker 0, the other gathers to it.
+        (vec![bench("scatter", 0), bench("scatter", 0), bench("gather", 0), bench("gather", 0)], [0, 2]),
+    ] {
+        let result = run_microbench(&inputs).await;
+        let failure = result.failure.as_ref().expect("the flare failed");
+        assert_eq!(failure.kind, FailureKind::Protocol, "{failure}");
+        assert!(failure.worker_id.is_some_and(|w| culprits.contains(&w)), "{failure}");
+        assert!(failure.message.contains("every worker must call the same collectives"), "{failure}");
+    }
+    still_healthy().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_returns_before_a_collective_its_pack_waits_in_is_named() {
+    // Worker 1 runs one iteration, the others two: worker 0 waits for it in
+    // the second iteration's collectives.
+    let bench = |iterations: u32| json!({"primitive": "all-reduce", "size": 64, "root": 0, "iterations": iterations});
+    let result = run_microbench(&[bench(2), bench(1), bench(2), bench(2)]).await;
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!((failure.worker_id, failure.kind), (Some(1), FailureKind::Protocol), "{failure}");
+    assert!(failure.message.contains("worker 1 returned without calling"), "{failure}");
+    for w in &result.workers {
+        assert!(w.end_us <= failure.at_us + 1_000_000, "worker {} ended late", w.worker_id);
+    }
 }

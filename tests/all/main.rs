@@ -8,6 +8,7 @@ mod support;
 
 mod brokers;
 mod bytes_model;
+mod chaos;
 mod cli;
 mod cli_service;
 mod failures;

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -25,6 +26,8 @@ pub enum Inbound {
     Message(Envelope, Bytes),
     /// Another pack failed the flare.
     Abort(Failure),
+    /// Pack `.0`'s workers have all returned: it sends nothing more.
+    Done(u32),
 }
 
 /// Why the backend failed.
@@ -39,6 +42,27 @@ pub enum BackendError {
     /// Something arrived that breaks the wire protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The medium did not answer in time.
+    #[error("{what}: no answer within {limit:?}")]
+    Timeout {
+        /// What was asked of it, and of which broker.
+        what: String,
+        /// How long it had.
+        limit: Duration,
+    },
+}
+
+/// Runs one operation on the medium, giving up after `limit`: no broker
+/// call may hang its caller, whatever the broker does.
+///
+/// # Errors
+/// The operation's own error, or [`BackendError::Timeout`] naming `what`.
+pub async fn within<T>(
+    what: impl FnOnce() -> String,
+    limit: Duration,
+    operation: impl Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
+    tokio::time::timeout(limit, operation).await.unwrap_or_else(|_| Err(BackendError::Timeout { what: what(), limit }))
 }
 
 /// One pack's endpoint on the path between packs.
@@ -56,6 +80,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Tells every other pack that the flare failed.
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>>;
 
+    /// Tells every other pack that this pack's workers have all returned:
+    /// it sends nothing more. Written after everything the pack sent, so a
+    /// pack that has heard this from every other pack has received all
+    /// its messages (each pack's inbox is first in, first out).
+    fn done(&self) -> BoxFuture<'_, Result<(), BackendError>>;
+
     /// Bytes of framing (headers) this endpoint has read, beyond payloads.
     fn framing_bytes(&self) -> u64 {
         0
@@ -71,4 +101,10 @@ pub trait Backend: Send + Sync + 'static {
     /// workers have all ended, on success and on failure (`failed`: the
     /// other packs may never read what this pack left for them).
     fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// What this pack may have left in the medium when `close` could not
+    /// finish, and when it goes away on its own; for the warning that says so.
+    fn residue(&self) -> String {
+        String::from("nothing")
+    }
 }

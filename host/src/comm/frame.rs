@@ -10,10 +10,11 @@
 //! ```
 //!
 //! `kind` is a [`Kind`] code, [`ABORT`] for a frame whose body is a JSON
-//! [`Failure`] (always one chunk), or [`STORED`] for a frame that points at a
+//! [`Failure`] (always one chunk), [`STORED`] for a frame that points at a
 //! message whose frames the broker keeps elsewhere (a Redis publish is
 //! stored once and read by every other pack; its body is the key prefix of
-//! those frames). Decoding checks every field before it allocates; the
+//! those frames), or [`DONE`] for the last frame a pack sends to each other
+//! pack (its `source` is the pack's id; no body). Decoding checks every field before it allocates; the
 //! reassembler appends chunks in order into one buffer of the announced
 //! length (the common case costs one copy per byte and no zeroing), holds
 //! only chunks that arrived early, drops duplicates (brokers deliver at least
@@ -35,6 +36,8 @@ pub const VERSION: u8 = 1;
 pub const ABORT: u8 = 0xFF;
 /// Kind code of a frame pointing at a message stored in the broker.
 pub const STORED: u8 = 0xFE;
+/// Kind code of the frame that says its pack will send nothing more.
+pub const DONE: u8 = 0xFD;
 /// Longest key prefix a [`STORED`] frame may name.
 pub const MAX_STORED_KEY: usize = MAX_FLARE_ID + 64;
 /// Longest flare id a frame carries.
@@ -85,6 +88,11 @@ pub enum Frame {
     Chunk(Chunk),
     /// Another pack failed the flare.
     Abort(Failure),
+    /// Pack `pack_id` will send nothing more.
+    Done {
+        /// The pack that finished.
+        pack_id: u32,
+    },
     /// A message whose `count` frames the broker stores under `key`.
     Stored {
         /// Key prefix of the message's frames.
@@ -184,6 +192,15 @@ pub fn encode_abort(flare_id: &str, failure: &Failure) -> Bytes {
     out.freeze()
 }
 
+/// The frame that tells the other packs that pack `pack_id` will send
+/// nothing more.
+pub fn encode_done(flare_id: &str, pack_id: u32) -> Bytes {
+    let envelope = Envelope::collective(Kind::Direct, 0, pack_id, 0);
+    let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len());
+    put_header(&mut out, DONE, flare_id, &envelope, 0, 1, 0);
+    out.freeze()
+}
+
 /// The frame that tells another pack a message of `count` frames is stored
 /// under the key prefix `key` (at most [`MAX_STORED_KEY`] bytes).
 pub fn encode_stored(flare_id: &str, envelope: &Envelope, count: u32, key: &str) -> Bytes {
@@ -247,6 +264,12 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
         }
         let failure = serde_json::from_slice(&body).map_err(|e| FrameError::BadAbort(e.to_string()))?;
         return Ok(Frame::Abort(failure));
+    }
+    if kind_code == DONE {
+        if !body.is_empty() {
+            return Err(FrameError::Inconsistent(format!("a done frame with {} bytes of body", body.len())));
+        }
+        return Ok(Frame::Done { pack_id: source });
     }
     if kind_code == STORED {
         if body.len() > MAX_STORED_KEY || count == 0 {
@@ -420,6 +443,15 @@ mod tests {
     fn aborts_carry_the_failure() {
         let failure = Failure::new(Some(4), FailureKind::Trap, "boom");
         assert_eq!(decode(&encode_abort(FLARE, &failure), FLARE), Ok(Frame::Abort(failure)));
+    }
+
+    #[test]
+    fn done_frames_name_their_pack() {
+        let frame = encode_done(FLARE, 5);
+        assert_eq!(decode(&frame, FLARE), Ok(Frame::Done { pack_id: 5 }));
+        let mut with_body = frame.to_vec();
+        with_body.push(0);
+        assert!(matches!(decode(&Bytes::from(with_body), FLARE), Err(FrameError::Inconsistent(_))));
     }
 
     #[test]

@@ -10,14 +10,21 @@
 //! destination (a worker, or a pack leader for pack-level messages) may not
 //! exceed [`Mailbox::new`]'s limit, so a worker cannot make the host buffer
 //! without end what a peer never receives.
+//!
+//! And it finds collective messages that nobody will take. Every message a
+//! pack receives for collective call `seq` is taken by the pack's own part
+//! in that call, so once every local worker has finished call `seq` (the
+//! *watermark* passed it), a message of that call still stored, or arriving
+//! later, is an *orphan*: its sender called a different collective, or the
+//! same one with a different root.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::Envelope;
+use super::{Envelope, Kind};
 
 enum Slot {
     Arrived(Bytes),
@@ -39,6 +46,9 @@ pub enum Delivered {
         /// What the destination would have had buffered with this message.
         buffered: u64,
     },
+    /// Refused: a message of a collective call every local worker has
+    /// already finished. Nothing changed.
+    Orphan,
 }
 
 /// What [`Mailbox::take`] found.
@@ -56,18 +66,47 @@ pub struct Mailbox {
     /// Bytes stored per destination; entries at zero are removed.
     buffered: HashMap<u32, u64>,
     buffered_limit: u64,
+    /// Collective calls below this have been finished by every local worker.
+    watermark: u64,
+    /// Stored collective messages per call; entries at zero are removed.
+    stored_calls: BTreeMap<u64, u32>,
 }
 
 impl Mailbox {
     /// An empty mailbox holding at most `buffered_limit` bytes per destination.
     pub fn new(buffered_limit: u64) -> Self {
-        Self { slots: HashMap::new(), buffered: HashMap::new(), buffered_limit }
+        Self {
+            slots: HashMap::new(),
+            buffered: HashMap::new(),
+            buffered_limit,
+            watermark: 0,
+            stored_calls: BTreeMap::new(),
+        }
+    }
+
+    /// Records that every local worker finished the collective calls below
+    /// `watermark`; returns a stored message of one of them, which nobody
+    /// will take, if there is one.
+    pub fn advance(&mut self, watermark: u64) -> Option<Envelope> {
+        self.watermark = self.watermark.max(watermark);
+        self.orphan_below(self.watermark)
+    }
+
+    /// A stored collective message of a call below `watermark`, if any.
+    pub fn orphan_below(&self, watermark: u64) -> Option<Envelope> {
+        let (&seq, _) = self.stored_calls.first_key_value().filter(|(seq, _)| **seq < watermark)?;
+        self.slots.iter().find_map(|(envelope, slot)| {
+            (is_collective(envelope) && envelope.seq == seq && matches!(slot, Slot::Arrived(_))).then_some(*envelope)
+        })
     }
 
     /// Hands `payload` to whoever takes `envelope`.
     pub fn deliver(&mut self, envelope: Envelope, payload: Bytes) -> Delivered {
         match self.slots.entry(envelope) {
             Entry::Vacant(slot) => {
+                if is_collective(&envelope) && envelope.seq < self.watermark {
+                    return Delivered::Orphan;
+                }
                 let held = self.buffered.entry(envelope.dest).or_default();
                 let buffered = *held + payload.len() as u64;
                 if buffered > self.buffered_limit {
@@ -78,6 +117,9 @@ impl Mailbox {
                 }
                 *held = buffered;
                 slot.insert(Slot::Arrived(payload));
+                if is_collective(&envelope) {
+                    *self.stored_calls.entry(envelope.seq).or_default() += 1;
+                }
                 Delivered::Stored
             }
             Entry::Occupied(slot) => match slot.get() {
@@ -107,6 +149,14 @@ impl Mailbox {
                     held.remove();
                 }
             }
+            if is_collective(&envelope)
+                && let std::collections::btree_map::Entry::Occupied(mut calls) = self.stored_calls.entry(envelope.seq)
+            {
+                *calls.get_mut() -= 1;
+                if *calls.get() == 0 {
+                    calls.remove();
+                }
+            }
             return Take::Ready(payload);
         }
         let (sender, receiver) = oneshot::channel();
@@ -116,14 +166,17 @@ impl Mailbox {
 
     /// Whether nothing is stored or awaited.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.buffered.is_empty()
+        self.slots.is_empty() && self.buffered.is_empty() && self.stored_calls.is_empty()
     }
+}
+
+fn is_collective(envelope: &Envelope) -> bool {
+    envelope.kind != Kind::Direct
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::comm::Kind;
 
     fn envelope(seq: u64) -> Envelope {
         Envelope::direct(0, seq, 1, 2)
@@ -159,6 +212,24 @@ mod tests {
         assert!(matches!(mailbox.take(other_tag), Take::Pending(_)));
         let Take::Ready(payload) = mailbox.take(envelope(0)) else { panic!("stored") };
         assert_eq!(&payload[..], b"first");
+    }
+
+    #[test]
+    fn collective_messages_nobody_will_take_are_orphans() {
+        let mut mailbox = Mailbox::new(u64::MAX);
+        let call = |seq: u64, source: u32| Envelope::collective(Kind::Broadcast, seq, source, u32::MAX);
+        // Call 0 is taken; call 1 arrives from a root the pack did not use.
+        assert_eq!(mailbox.deliver(call(0, 0), Bytes::from_static(b"a")), Delivered::Stored);
+        assert_eq!(mailbox.deliver(call(1, 3), Bytes::from_static(b"b")), Delivered::Stored);
+        let Take::Ready(_) = mailbox.take(call(0, 0)) else { panic!("stored") };
+        assert_eq!(mailbox.advance(1), None, "call 0 was taken");
+        assert_eq!(mailbox.advance(2), Some(call(1, 3)), "call 1 was finished without it");
+        // Arriving after its call was finished, by every local worker.
+        assert_eq!(mailbox.deliver(call(0, 5), Bytes::from_static(b"c")), Delivered::Orphan);
+        // Point-to-point messages may wait for ever.
+        assert_eq!(mailbox.deliver(envelope(0), Bytes::from_static(b"d")), Delivered::Stored);
+        let Take::Ready(_) = mailbox.take(call(1, 3)) else { panic!("stored") };
+        assert_eq!(mailbox.orphan_below(u64::MAX), None);
     }
 
     #[test]

@@ -101,6 +101,15 @@ impl Backend for Endpoint {
         Box::pin(async { Ok(()) })
     }
 
+    fn done(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            for pack in self.broker.others(self.pack_id) {
+                self.broker.post(pack, Inbound::Done(self.pack_id))?;
+            }
+            Ok(())
+        })
+    }
+
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             for pack in self.broker.others(self.pack_id) {

@@ -26,13 +26,13 @@ pub mod redis;
 mod reduce;
 mod worker;
 
-pub use backend::{Backend, BackendError, BoxFuture, Inbound};
+pub use backend::{Backend, BackendError, BoxFuture, Inbound, within};
 pub use broker::{BrokerKind, BrokerOptions, connect};
 pub use envelope::{EVERY_PACK, Envelope, Kind};
 pub use error::CommError;
 pub use mailbox::{Delivered, Mailbox, Take};
 pub use memory::MemoryBroker;
-pub use pack::PackComm;
+pub use pack::{CLEANUP_TIMEOUT, PackComm};
 pub use rabbitmq::RabbitBackend;
 pub use redis::RedisBackend;
 pub use reduce::{ReduceError, fold};

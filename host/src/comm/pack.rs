@@ -7,32 +7,61 @@
 //! and the flare's failure state: the first failure cancels every wait of the
 //! pack and is told to the other packs through the backend.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::{Barrier, Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take};
+use super::{Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within};
 use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
+
+/// How long telling the other packs of a failure, and deleting what the
+/// pack holds in the broker, may each take once the workers have ended: a
+/// broker that stops answering delays the end of a flare by at most twice
+/// this, and what could not be deleted is left to expire.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long after the deadline a pack whose workers all returned still
+/// waits to hear that the other packs finished: the worker to blame fails
+/// at the deadline (or just after) in its own pack, and that failure must
+/// have time to arrive so that it, not this wait, is what the flare reports.
+pub const CONCLUDE_SLACK: Duration = Duration::from_secs(1);
+
+/// The rule a disagreement between workers breaks.
+const SAME_CALLS: &str = "every worker must call the same collectives in the same order with the same root";
 
 /// What every local worker of a collective round gets: the pack-level result.
 pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
 
 struct Round {
-    /// The root the first worker to arrive passed, if the kind has one.
-    root: Option<u32>,
-    /// Which worker passed it.
-    first: u32,
     inputs: Vec<Option<Bytes>>,
     arrived: usize,
     waiters: Vec<oneshot::Sender<RoundOutput>>,
+}
+
+/// The collective calls of a pack's workers, as far as they agree so far.
+#[derive(Default)]
+struct Calls {
+    /// Calls some local worker entered and some has not, by number.
+    open: HashMap<u64, Call>,
+    /// Local workers that returned from `work`, and how many calls each made.
+    returned: Vec<(u32, u64)>,
+}
+
+/// A collective call as the first local worker to enter it made it.
+struct Call {
+    kind: Kind,
+    root: Option<u32>,
+    first: u32,
+    entered: u32,
 }
 
 /// The communication state of one pack of a flare.
@@ -45,6 +74,13 @@ pub struct PackComm {
     backend: Arc<dyn Backend>,
     mailbox: Mutex<Mailbox>,
     rounds: Mutex<HashMap<(Kind, u64), Round>>,
+    /// Collective calls some local worker has entered and some has not.
+    calls: Mutex<Calls>,
+    /// Per local worker, the collective calls it has finished.
+    finished: Mutex<Vec<u64>>,
+    /// The other packs that said they will send nothing more.
+    done: Mutex<HashSet<u32>>,
+    done_changed: Notify,
     cancel: CancellationToken,
     failure: OnceLock<Failure>,
     local_bytes: AtomicU64,
@@ -79,6 +115,10 @@ impl PackComm {
             backend,
             mailbox: Mutex::new(Mailbox::new(limits.buffered_bytes)),
             rounds: Mutex::default(),
+            calls: Mutex::default(),
+            finished: Mutex::new(vec![0; layout.pack(pack_id).count as usize]),
+            done: Mutex::default(),
+            done_changed: Notify::new(),
             cancel: CancellationToken::new(),
             failure: OnceLock::new(),
             local_bytes: AtomicU64::new(0),
@@ -209,6 +249,10 @@ impl PackComm {
     /// the flare, naming the worker that sent it.
     fn deliver(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
         let delivered = lock(&self.mailbox).deliver(envelope, payload);
+        if delivered == Delivered::Orphan {
+            self.orphaned(&envelope);
+            return Err(self.cancellation_error());
+        }
         let Delivered::OverLimit { buffered } = delivered else { return Ok(()) };
         let limit = self.limits.buffered_bytes;
         let dest = if envelope.dest == EVERY_PACK { self.range().first } else { envelope.dest };
@@ -266,16 +310,12 @@ impl PackComm {
     }
 
     /// Runs one collective round of this pack: every local worker brings its
-    /// input (and its root, for rooted kinds); the last to arrive runs
-    /// `drive` on all inputs (indexed by local position) and every worker
-    /// gets its output. Workers that disagree on the root fail the flare,
-    /// naming the later one: every worker must call collectives in the same
-    /// order with the same root.
+    /// input; the last to arrive runs `drive` on all inputs (indexed by
+    /// local position) and every worker gets its output.
     pub(crate) async fn round<F, Fut>(
         &self,
         (kind, seq): (Kind, u64),
         local_index: usize,
-        root: Option<u32>,
         input: Option<Bytes>,
         drive: F,
     ) -> RoundOutput
@@ -289,27 +329,12 @@ impl PackComm {
         }
         let joined = {
             let size = self.range().count as usize;
-            let worker_id = self.range().first + local_index as u32;
             let mut rounds = lock(&self.rounds);
             let round = rounds.entry((kind, seq)).or_insert_with(|| Round {
-                root,
-                first: worker_id,
                 inputs: vec![None; size],
                 arrived: 0,
                 waiters: Vec::new(),
             });
-            if round.root != root {
-                let message = format!(
-                    "worker {worker_id} called {kind:?} #{seq} with root {}, worker {} with root {}: every worker \
-                     must pass the same root",
-                    root.map_or("none".into(), |r| r.to_string()),
-                    round.first,
-                    round.root.map_or("none".into(), |r| r.to_string()),
-                );
-                drop(rounds);
-                self.fail(Failure::new(Some(worker_id), FailureKind::Protocol, message.clone()));
-                return Err(CommError::InvalidArgument(message));
-            }
             round.inputs[local_index] = input;
             round.arrived += 1;
             if round.arrived < size {
@@ -333,21 +358,178 @@ impl PackComm {
         output
     }
 
+    /// Local worker `local_index` enters collective call `seq`, of `kind`
+    /// with `root`. Every worker must call collectives in the same order
+    /// with the same root: a worker of this pack that disagrees with the
+    /// first one to enter the call fails the flare, named.
+    pub(crate) fn enter_collective(
+        &self,
+        seq: u64,
+        kind: Kind,
+        root: Option<u32>,
+        local_index: usize,
+    ) -> Result<(), CommError> {
+        let size = self.range().count;
+        let worker_id = self.range().first + local_index as u32;
+        let mut calls = lock(&self.calls);
+        let call = calls.open.entry(seq).or_insert(Call { kind, root, first: worker_id, entered: 0 });
+        let (first_kind, first_root, first) = (call.kind, call.root, call.first);
+        call.entered += 1;
+        if call.entered == size {
+            calls.open.remove(&seq);
+        }
+        let disagreement = if (first_kind, first_root) != (kind, root) {
+            Some((
+                worker_id,
+                format!(
+                    "worker {worker_id} called {} as collective call #{seq}, worker {first} called {}: {SAME_CALLS}",
+                    describe(kind, root),
+                    describe(first_kind, first_root),
+                ),
+            ))
+        } else {
+            calls.returned.iter().find(|(_, made)| *made <= seq).map(|&(gone, _)| {
+                (gone, format!("worker {gone} returned without calling {} (collective call #{seq}), which worker {worker_id} called", describe(kind, root)))
+            })
+        };
+        drop(calls);
+        match disagreement {
+            None => Ok(()),
+            Some((culprit, message)) => {
+                self.fail(Failure::new(Some(culprit), FailureKind::Protocol, message.clone()));
+                Err(if culprit == worker_id { CommError::InvalidArgument(message) } else { self.cancellation_error() })
+            }
+        }
+    }
+
+    /// Local worker `local_index` finished collective call `seq`: once every
+    /// local worker has, a message of that call nobody took is an orphan.
+    pub(crate) fn leave_collective(&self, seq: u64, local_index: usize) -> Result<(), CommError> {
+        let watermark = {
+            let mut finished = lock(&self.finished);
+            finished[local_index] = seq + 1;
+            finished.iter().copied().min().unwrap_or(0)
+        };
+        let orphan = lock(&self.mailbox).advance(watermark);
+        match orphan {
+            Some(envelope) => {
+                self.orphaned(&envelope);
+                Err(self.cancellation_error())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Local worker `local_index` returned from `work`: a collective call
+    /// another local worker entered, or enters later, and it did not will
+    /// never complete; the flare fails naming the worker that returned.
+    pub fn worker_returned(&self, local_index: usize) {
+        let made = lock(&self.finished)[local_index];
+        let worker_id = self.range().first + local_index as u32;
+        let mut calls = lock(&self.calls);
+        calls.returned.push((worker_id, made));
+        let missed =
+            calls.open.iter().filter(|(seq, _)| **seq >= made).min_by_key(|(seq, _)| **seq).map(|(seq, call)| {
+                format!(
+                    "worker {worker_id} returned without calling {} (collective call #{seq}), which worker {} called",
+                    describe(call.kind, call.root),
+                    call.first
+                )
+            });
+        drop(calls);
+        if let Some(message) = missed {
+            self.fail(Failure::new(Some(worker_id), FailureKind::Protocol, message));
+        }
+    }
+
+    /// Once every local worker has returned: tells the other packs this
+    /// pack sends nothing more and waits (until the deadline) to hear the
+    /// same from each of them, so that everything they sent here has
+    /// arrived; then a collective message still unread is an orphan. A
+    /// flare whose packs called different collectives fails here, in
+    /// every pack, instead of returning divergent results.
+    pub async fn conclude(&self) {
+        let others = self.layout.pack_count() - 1;
+        if others == 0 || self.failure().is_some() {
+            return;
+        }
+        if let Err(error) = self.backend.done().await {
+            self.backend_failed(&error);
+            return;
+        }
+        let heard_from_all = async {
+            loop {
+                let changed = self.done_changed.notified();
+                if lock(&self.done).len() as u32 >= others {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::select! {
+            () = heard_from_all => {}
+            () = self.cancel.cancelled() => return,
+            () = tokio::time::sleep_until(self.deadline + CONCLUDE_SLACK) => {
+                let done = lock(&self.done).clone();
+                let missing: Vec<String> =
+                    (0..self.layout.pack_count()).filter(|p| *p != self.pack_id && !done.contains(p)).map(|p| p.to_string()).collect();
+                let message = format!("the deadline passed before pack(s) {} finished", missing.join(", "));
+                self.fail(Failure::new(None, FailureKind::Deadline, message));
+                return;
+            }
+        }
+        let orphan = lock(&self.mailbox).orphan_below(u64::MAX);
+        if let Some(envelope) = orphan {
+            self.orphaned(&envelope);
+        }
+    }
+
+    /// Fails the flare over a collective message nobody will take.
+    fn orphaned(&self, envelope: &Envelope) {
+        let dest = if envelope.dest == EVERY_PACK {
+            format!("pack {}", self.pack_id)
+        } else {
+            format!("worker {}", envelope.dest)
+        };
+        let message = format!(
+            "worker {} sent {dest} a message of {:?} (collective call #{}) that no worker of pack {} takes: {SAME_CALLS}",
+            envelope.source, envelope.kind, envelope.seq, self.pack_id
+        );
+        self.fail(Failure::new(Some(envelope.source), FailureKind::Protocol, message));
+    }
+
     /// Waits until the other packs have been told of this pack's failure, if
     /// any. Call it for every pack of a flare before closing any: telling a
     /// pack can recreate what it has already deleted.
+    /// Gives up after [`CLEANUP_TIMEOUT`].
     pub async fn settle(&self) {
         let task = lock(&self.abort_task).take();
-        if let Some(task) = task {
-            let _ = task.await;
+        if let Some(mut task) = task
+            && tokio::time::timeout(CLEANUP_TIMEOUT, &mut task).await.is_err()
+        {
+            task.abort();
+            tracing::warn!(
+                flare_id = %self.flare_id,
+                pack_id = self.pack_id,
+                "the broker did not take the news of the failure within {CLEANUP_TIMEOUT:?}; the other packs fail at their deadline"
+            );
         }
     }
 
     /// Deletes what this pack holds in the backend. Called once every
-    /// worker of the pack has ended (and, in-process, every pack settled).
+    /// worker of the pack has ended (and, in-process, every pack settled);
+    /// gives up after [`CLEANUP_TIMEOUT`], leaving what remains to expire.
     pub async fn close(&self) {
-        if let Err(error) = self.backend.close(self.failure.get().is_some()).await {
-            tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "could not clean up the backend");
+        let failed = self.failure.get().is_some();
+        let what = || format!("closing pack {} of flare {}", self.pack_id, self.flare_id);
+        if let Err(error) = within(what, CLEANUP_TIMEOUT, self.backend.close(failed)).await {
+            tracing::warn!(
+                flare_id = %self.flare_id,
+                pack_id = self.pack_id,
+                %error,
+                "could not clean up the broker; left there: {}",
+                self.backend.residue()
+            );
         }
     }
 
@@ -378,6 +560,15 @@ impl PackComm {
                 Ok(Inbound::Abort(failure)) => {
                     self.record(failure);
                     return;
+                }
+                Ok(Inbound::Done(pack_id)) => {
+                    if pack_id >= self.layout.pack_count() || pack_id == self.pack_id {
+                        let reason = format!("pack {pack_id} of {} says it is done", self.layout.pack_count());
+                        self.fail(Failure::new(None, FailureKind::Protocol, reason));
+                        return;
+                    }
+                    lock(&self.done).insert(pack_id);
+                    self.done_changed.notify_waiters();
                 }
                 Err(error) => {
                     self.backend_failed(&error);
@@ -410,5 +601,13 @@ impl PackComm {
         tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "backend failed");
         self.fail(Failure::new(None, kind, error.to_string()));
         comm_error
+    }
+}
+
+/// A collective as a person reads it: its kind, and its root if it has one.
+fn describe(kind: Kind, root: Option<u32>) -> String {
+    match root {
+        Some(root) => format!("{kind:?} with root {root}"),
+        None => format!("{kind:?}"),
     }
 }

@@ -12,9 +12,13 @@
 //! process starts later. Publishes wait for the broker's confirms, at most
 //! [`PUBLISH_WINDOW`] frames unconfirmed at once; the pack consumes its
 //! queue on a channel of its own with a bounded prefetch and acks a frame
-//! only after the reassembler has stored it. Queues expire when unused for
-//! the flare's deadline plus a margin (`x-expires`) as a backstop, and a
-//! pack deletes its queue when it closes.
+//! only after the reassembler has stored it. Publishing and consuming use
+//! separate connections, as RabbitMQ advises: a publisher that the broker
+//! blocks (flow control, a resource alarm) never holds up the acks and
+//! deliveries of the consumer. Queues expire after [`QUEUE_EXPIRY`] unused
+//! as a backstop (the same for every process of a flare, whatever its own
+//! deadline: a queue's arguments must agree between all its declarers), and
+//! a pack deletes its queue when it closes.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -32,7 +36,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 
 use super::frame::{self, Frame, Reassembler};
 use super::redis::check_flare_id;
-use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
+use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound, within};
 use crate::Failure;
 
 /// Unacknowledged frames the broker may push to a pack at once; bounds the
@@ -43,8 +47,15 @@ const PREFETCH: u16 = 32;
 /// frames of one message held in host memory while the broker catches up.
 const PUBLISH_WINDOW: usize = 32;
 
-/// Extra lifetime of a flare's queues beyond its deadline.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+/// How long a flare's queue may stay unused (no consumer, no declaration)
+/// before the broker deletes it: a backstop for a pack that never started
+/// or never closed. A constant, not derived from a process's deadline,
+/// because every declarer of a queue must pass the same arguments.
+pub const QUEUE_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+/// How long connecting (both connections, channels, the pack's queue and
+/// its consumer) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One pack's endpoint on RabbitMQ.
 pub struct RabbitBackend {
@@ -52,7 +63,10 @@ pub struct RabbitBackend {
     pack_id: u32,
     pack_count: u32,
     options: BrokerOptions,
-    connection: Connection,
+    /// Carries publishes only.
+    publishing: Connection,
+    /// Carries the pack's consumer only.
+    consuming: Connection,
     publisher: Channel,
     declared: tokio::sync::Mutex<HashSet<u32>>,
     consumer: tokio::sync::Mutex<Consumer>,
@@ -84,19 +98,21 @@ impl RabbitBackend {
         options: BrokerOptions,
     ) -> Result<Self, BackendError> {
         check_flare_id(flare_id)?;
+        let what = || format!("rabbitmq at {}: connecting pack {pack_id} of flare {flare_id}", options.url);
+        within(what, CONNECT_TIMEOUT, Self::open(flare_id, pack_id, pack_count, options.clone())).await
+    }
+
+    async fn open(flare_id: &str, pack_id: u32, pack_count: u32, options: BrokerOptions) -> Result<Self, BackendError> {
         let url = options.url.clone();
         let failed = io_error(&url);
-        let connect = Connection::connect(&url, ConnectionProperties::default());
-        let connection = tokio::time::timeout(Duration::from_secs(10), connect)
-            .await
-            .map_err(|_| BackendError::Io(format!("rabbitmq at {url}: no answer within 10 s")))?
-            .map_err(&failed)?;
-        let publisher = connection.create_channel().await.map_err(&failed)?;
+        let publishing = open_connection(&url).await?;
+        let consuming = open_connection(&url).await?;
+        let publisher = publishing.create_channel().await.map_err(&failed)?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(&failed)?;
-        let receiving = connection.create_channel().await.map_err(&failed)?;
+        let receiving = consuming.create_channel().await.map_err(&failed)?;
         receiving.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(&failed)?;
         let backend_queue = queue_name(flare_id, pack_id);
-        declare(&receiving, flare_id, pack_id, options.deadline).await.map_err(&failed)?;
+        declare(&receiving, flare_id, pack_id).await.map_err(&failed)?;
         let consumer = receiving
             .basic_consume(
                 backend_queue.as_str().into(),
@@ -111,7 +127,8 @@ impl RabbitBackend {
             pack_id,
             pack_count,
             options,
-            connection,
+            publishing,
+            consuming,
             publisher,
             declared: tokio::sync::Mutex::new(HashSet::from([pack_id])),
             consumer: tokio::sync::Mutex::new(consumer),
@@ -126,9 +143,7 @@ impl RabbitBackend {
     async fn ensure_declared(&self, pack_id: u32) -> Result<(), BackendError> {
         let mut declared = self.declared.lock().await;
         if !declared.contains(&pack_id) {
-            declare(&self.publisher, &self.flare_id, pack_id, self.options.deadline)
-                .await
-                .map_err(io_error(&self.options.url))?;
+            declare(&self.publisher, &self.flare_id, pack_id).await.map_err(io_error(&self.options.url))?;
             declared.insert(pack_id);
         }
         Ok(())
@@ -196,6 +211,10 @@ impl RabbitBackend {
         let raw_len = raw.len();
         match frame::decode(&Bytes::from(raw), &self.flare_id).map_err(protocol)? {
             Frame::Abort(failure) => Ok(Some(Inbound::Abort(failure))),
+            Frame::Done { pack_id } => {
+                self.framing_bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
+                Ok(Some(Inbound::Done(pack_id)))
+            }
             Frame::Stored { key, .. } => {
                 Err(BackendError::Protocol(format!("a pointer to a stored message ({key:?}) reached RabbitMQ")))
             }
@@ -209,13 +228,17 @@ impl RabbitBackend {
     }
 }
 
+/// Opens one connection to the broker at `url`.
+async fn open_connection(url: &str) -> Result<Connection, BackendError> {
+    Connection::connect(url, ConnectionProperties::default()).await.map_err(io_error(url))
+}
+
 /// Declares the queue of `pack_id`: not durable, expiring once unused for
-/// the deadline plus a margin. Every declarer passes the same arguments.
-async fn declare(channel: &Channel, flare_id: &str, pack_id: u32, deadline: Duration) -> Result<(), lapin::Error> {
+/// [`QUEUE_EXPIRY`]. Every declarer passes the same arguments.
+async fn declare(channel: &Channel, flare_id: &str, pack_id: u32) -> Result<(), lapin::Error> {
     let queue = queue_name(flare_id, pack_id);
     let mut arguments = FieldTable::default();
-    let expires_ms = (deadline + EXPIRY_MARGIN).as_millis().min(i32::MAX as u128) as i32;
-    arguments.insert("x-expires".into(), AMQPValue::LongInt(expires_ms));
+    arguments.insert("x-expires".into(), AMQPValue::LongInt(QUEUE_EXPIRY.as_millis() as i32));
     channel.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), arguments).await?;
     Ok(())
 }
@@ -258,6 +281,12 @@ impl Backend for RabbitBackend {
         )
     }
 
+    fn done(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.publish_frames(&self.others(), &[frame::encode_done(&self.flare_id, self.pack_id)]).await
+        })
+    }
+
     fn framing_bytes(&self) -> u64 {
         self.framing_bytes.load(Ordering::Relaxed)
     }
@@ -266,12 +295,21 @@ impl Backend for RabbitBackend {
         self.written_bytes.load(Ordering::Relaxed)
     }
 
+    fn residue(&self) -> String {
+        format!(
+            "the queue {}, which the broker deletes after {} s unused",
+            queue_name(&self.flare_id, self.pack_id),
+            QUEUE_EXPIRY.as_secs()
+        )
+    }
+
     fn close(&self, _failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let failed = io_error(&self.options.url);
             let queue = queue_name(&self.flare_id, self.pack_id);
             self.publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.map_err(&failed)?;
-            self.connection.close(200, "flare over".into()).await.map_err(&failed)
+            self.consuming.close(200, "flare over".into()).await.map_err(&failed)?;
+            self.publishing.close(200, "flare over".into()).await.map_err(&failed)
         })
     }
 }

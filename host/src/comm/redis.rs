@@ -191,6 +191,19 @@ impl RedisBackend {
         .await
     }
 
+    /// Appends one small frame to every other pack's inbox, in one round trip.
+    async fn push_to_others(&self, frame: Bytes) -> Result<(), BackendError> {
+        let expiry = self.expiry() as i64;
+        let mut pipe = redis::pipe();
+        for pack in self.others() {
+            let inbox = inbox_key(&self.flare_id, pack);
+            pipe.rpush(&inbox, &frame[..]).ignore().expire(&inbox, expiry).ignore();
+        }
+        pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())?;
+        self.written_bytes.fetch_add(frame.len() as u64 * u64::from(self.pack_count - 1), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn others(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.pack_count).filter(move |&p| p != self.pack_id)
     }
@@ -200,6 +213,10 @@ impl RedisBackend {
         let raw_len = raw.len();
         match frame::decode(&raw, &self.flare_id).map_err(protocol)? {
             Frame::Abort(failure) => Ok(Decoded::Inbound(Inbound::Abort(failure))),
+            Frame::Done { pack_id } => {
+                self.framing_bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
+                Ok(Decoded::Inbound(Inbound::Done(pack_id)))
+            }
             Frame::Stored { key, count } => {
                 if !key.starts_with(&published_prefix(&self.flare_id)) {
                     return Err(BackendError::Protocol(format!("a stored message names the key {key:?}")));
@@ -342,13 +359,11 @@ impl Backend for RedisBackend {
     }
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async move {
-            let abort = FrameParts { header: frame::encode_abort(&self.flare_id, &failure), body: Bytes::new() };
-            for pack in self.others() {
-                self.push(pack, vec![abort.clone()]).await?;
-            }
-            Ok(())
-        })
+        Box::pin(self.push_to_others(frame::encode_abort(&self.flare_id, &failure)))
+    }
+
+    fn done(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(self.push_to_others(frame::encode_done(&self.flare_id, self.pack_id)))
     }
 
     fn framing_bytes(&self) -> u64 {
@@ -357,6 +372,16 @@ impl Backend for RedisBackend {
 
     fn written_bytes(&self) -> u64 {
         self.written_bytes.load(Ordering::Relaxed)
+    }
+
+    fn residue(&self) -> String {
+        format!(
+            "the keys {} and {}{}:*, which expire within {} s",
+            inbox_key(&self.flare_id, self.pack_id),
+            published_prefix(&self.flare_id),
+            self.pack_id,
+            self.expiry()
+        )
     }
 
     fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {

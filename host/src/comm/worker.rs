@@ -15,6 +15,7 @@
 //!   the root's pack, or to pack 0 which publishes the result.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +31,9 @@ use crate::{Dtype, ReduceOp};
 struct Counters {
     sent: HashMap<(u32, u32), u64>,
     received: HashMap<(u32, u32), u64>,
-    collective: [u64; Kind::COUNT],
+    /// Collective calls so far, of every kind: call `n` of every worker
+    /// must be the same collective with the same root.
+    collective: u64,
 }
 
 fn next(counter: &mut u64) -> u64 {
@@ -92,8 +95,19 @@ impl WorkerComm {
         self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn next_collective(&self, kind: Kind) -> u64 {
-        next(&mut self.counters().collective[kind.index()])
+    /// Runs `body` as this worker's next collective call, of `kind` with
+    /// `root`: the pack checks that its other workers make the same call,
+    /// and learns when this worker has finished it.
+    async fn collective<T, F, Fut>(&self, kind: Kind, root: Option<u32>, body: F) -> Result<T, CommError>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: Future<Output = Result<T, CommError>>,
+    {
+        let seq = next(&mut self.counters().collective);
+        self.pack.enter_collective(seq, kind, root, self.local_index)?;
+        let output = body(seq).await?;
+        self.pack.leave_collective(seq, self.local_index)?;
+        Ok(output)
     }
 
     fn burst_size(&self) -> u32 {
@@ -174,24 +188,26 @@ impl WorkerComm {
             _ => {}
         }
         self.check_size(&data)?;
-        let seq = self.next_collective(Kind::Broadcast);
         let pack = &*self.pack;
-        let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
-        let output = pack
-            .round((Kind::Broadcast, seq), self.local_index, Some(root), data, |mut inputs| async move {
-                let root_index = root.checked_sub(pack.range().first).map(|i| i as usize);
-                let data = match root_index.and_then(|i| inputs.get_mut(i)).and_then(Option::take) {
-                    Some(data) => {
-                        pack.publish(envelope, data.clone()).await?;
-                        data
-                    }
-                    None => pack.take(envelope).await?,
-                };
-                pack.count_local(data.len() as u64 * u64::from(pack.range().count - 1));
-                Ok(Arc::new(vec![data]))
-            })
-            .await?;
-        first(&output)
+        self.collective(Kind::Broadcast, Some(root), |seq| async move {
+            let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
+            let output = pack
+                .round((Kind::Broadcast, seq), self.local_index, data, |mut inputs| async move {
+                    let root_index = root.checked_sub(pack.range().first).map(|i| i as usize);
+                    let data = match root_index.and_then(|i| inputs.get_mut(i)).and_then(Option::take) {
+                        Some(data) => {
+                            pack.publish(envelope, data.clone()).await?;
+                            data
+                        }
+                        None => pack.take(envelope).await?,
+                    };
+                    pack.count_local(data.len() as u64 * u64::from(pack.range().count - 1));
+                    Ok(Arc::new(vec![data]))
+                })
+                .await?;
+            first(&output)
+        })
+        .await
     }
 
     /// Part `worker_id` of the root's parts.
@@ -214,16 +230,18 @@ impl WorkerComm {
             }
             (false, None) => {}
         }
-        let seq = self.next_collective(Kind::Scatter);
-        let Some(parts) = parts else {
-            return self.pack.take(Envelope::collective(Kind::Scatter, seq, root, self.worker_id)).await;
-        };
-        let own = parts.get(self.worker_id as usize).cloned().unwrap_or_default();
-        let others = (0..).zip(parts).filter(|&(dest, _)| dest != self.worker_id);
-        self.pack
-            .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::Scatter, seq, root, dest), part)))
-            .await?;
-        Ok(own)
+        self.collective(Kind::Scatter, Some(root), |seq| async move {
+            let Some(parts) = parts else {
+                return self.pack.take(Envelope::collective(Kind::Scatter, seq, root, self.worker_id)).await;
+            };
+            let own = parts.get(self.worker_id as usize).cloned().unwrap_or_default();
+            let others = (0..).zip(parts).filter(|&(dest, _)| dest != self.worker_id);
+            self.pack
+                .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::Scatter, seq, root, dest), part)))
+                .await?;
+            Ok(own)
+        })
+        .await
     }
 
     /// Every worker's data, at the root, indexed by sender.
@@ -233,20 +251,22 @@ impl WorkerComm {
     pub async fn gather(&self, root: u32, data: Bytes) -> Result<Option<Vec<Bytes>>, CommError> {
         self.check_worker(root)?;
         self.check_size([&data])?;
-        let seq = self.next_collective(Kind::Gather);
-        if root != self.worker_id {
-            self.pack.route(Envelope::collective(Kind::Gather, seq, self.worker_id, root), data).await?;
-            return Ok(None);
-        }
-        let mut gathered = Vec::with_capacity(self.burst_size() as usize);
-        for source in 0..self.burst_size() {
-            gathered.push(if source == root {
-                data.clone()
-            } else {
-                self.pack.take(Envelope::collective(Kind::Gather, seq, source, root)).await?
-            });
-        }
-        Ok(Some(gathered))
+        self.collective(Kind::Gather, Some(root), |seq| async move {
+            if root != self.worker_id {
+                self.pack.route(Envelope::collective(Kind::Gather, seq, self.worker_id, root), data).await?;
+                return Ok(None);
+            }
+            let mut gathered = Vec::with_capacity(self.burst_size() as usize);
+            for source in 0..self.burst_size() {
+                gathered.push(if source == root {
+                    data.clone()
+                } else {
+                    self.pack.take(Envelope::collective(Kind::Gather, seq, source, root)).await?
+                });
+            }
+            Ok(Some(gathered))
+        })
+        .await
     }
 
     /// Every worker's data, on every worker, indexed by sender.
@@ -255,33 +275,35 @@ impl WorkerComm {
     /// The flare's failure.
     pub async fn all_gather(&self, data: Bytes) -> Result<Vec<Bytes>, CommError> {
         self.check_size([&data])?;
-        let seq = self.next_collective(Kind::AllGather);
         let pack = &*self.pack;
-        let output = pack
-            .round((Kind::AllGather, seq), self.local_index, None, Some(data), |inputs| async move {
-                let range = pack.range();
-                let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
-                let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
-                try_join_all(
-                    range.workers().zip(&own).map(|(source, part)| pack.publish(envelope(source), part.clone())),
-                )
+        self.collective(Kind::AllGather, None, |seq| async move {
+            let output = pack
+                .round((Kind::AllGather, seq), self.local_index, Some(data), |inputs| async move {
+                    let range = pack.range();
+                    let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
+                    let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
+                    try_join_all(
+                        range.workers().zip(&own).map(|(source, part)| pack.publish(envelope(source), part.clone())),
+                    )
+                    .await?;
+                    let own_bytes: u64 = own.iter().map(|p| p.len() as u64).sum();
+                    let mut all = Vec::with_capacity(pack.layout().burst_size() as usize);
+                    for source in 0..range.first {
+                        all.push(pack.take(envelope(source)).await?);
+                    }
+                    all.extend(own);
+                    for source in range.workers().end..pack.layout().burst_size() {
+                        all.push(pack.take(envelope(source)).await?);
+                    }
+                    let all_bytes: u64 = all.iter().map(|p| p.len() as u64).sum();
+                    let count = u64::from(range.count);
+                    pack.count_local(own_bytes * (count - 1) + (all_bytes - own_bytes) * (count - 1));
+                    Ok(Arc::new(all))
+                })
                 .await?;
-                let own_bytes: u64 = own.iter().map(|p| p.len() as u64).sum();
-                let mut all = Vec::with_capacity(pack.layout().burst_size() as usize);
-                for source in 0..range.first {
-                    all.push(pack.take(envelope(source)).await?);
-                }
-                all.extend(own);
-                for source in range.workers().end..pack.layout().burst_size() {
-                    all.push(pack.take(envelope(source)).await?);
-                }
-                let all_bytes: u64 = all.iter().map(|p| p.len() as u64).sum();
-                let count = u64::from(range.count);
-                pack.count_local(own_bytes * (count - 1) + (all_bytes - own_bytes) * (count - 1));
-                Ok(Arc::new(all))
-            })
-            .await?;
-        Ok(output.as_ref().clone())
+            Ok(output.as_ref().clone())
+        })
+        .await
     }
 
     /// Part `j` goes to worker `j`; the result is indexed by sender.
@@ -291,22 +313,24 @@ impl WorkerComm {
     pub async fn all_to_all(&self, parts: Vec<Bytes>) -> Result<Vec<Bytes>, CommError> {
         self.check_parts("all-to-all", &parts)?;
         self.check_size(&parts)?;
-        let seq = self.next_collective(Kind::AllToAll);
         let me = self.worker_id;
-        let mut own = parts.get(me as usize).cloned().unwrap_or_default();
-        let others = (0..).zip(parts).filter(|&(dest, _)| dest != me);
-        self.pack
-            .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::AllToAll, seq, me, dest), part)))
-            .await?;
-        let mut received = Vec::with_capacity(self.burst_size() as usize);
-        for source in 0..self.burst_size() {
-            received.push(if source == me {
-                std::mem::take(&mut own)
-            } else {
-                self.pack.take(Envelope::collective(Kind::AllToAll, seq, source, me)).await?
-            });
-        }
-        Ok(received)
+        self.collective(Kind::AllToAll, None, |seq| async move {
+            let mut own = parts.get(me as usize).cloned().unwrap_or_default();
+            let others = (0..).zip(parts).filter(|&(dest, _)| dest != me);
+            self.pack
+                .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::AllToAll, seq, me, dest), part)))
+                .await?;
+            let mut received = Vec::with_capacity(self.burst_size() as usize);
+            for source in 0..self.burst_size() {
+                received.push(if source == me {
+                    std::mem::take(&mut own)
+                } else {
+                    self.pack.take(Envelope::collective(Kind::AllToAll, seq, source, me)).await?
+                });
+            }
+            Ok(received)
+        })
+        .await
     }
 
     /// Element-wise reduction of every worker's `data`, delivered to `root`.
@@ -318,32 +342,34 @@ impl WorkerComm {
         self.check_worker(root)?;
         check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
         self.check_size([&data])?;
-        let seq = self.next_collective(Kind::Reduce);
         let pack = &*self.pack;
-        let output = pack
-            .round((Kind::Reduce, seq), self.local_index, Some(root), Some(data), |inputs| async move {
-                let layout = pack.layout();
-                let root_pack = layout.pack_of(root);
-                let partial = combine_pack(pack, &inputs, ty, op)?;
-                let envelope = |from_pack| {
-                    Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack))
-                };
-                if pack.pack_id() != root_pack {
-                    pack.route(envelope(pack.pack_id()), partial).await?;
-                    return Ok(Arc::new(Vec::new()));
-                }
-                let mut partials = Vec::with_capacity(layout.pack_count() as usize);
-                for from_pack in 0..layout.pack_count() {
-                    partials.push(if from_pack == root_pack {
-                        partial.clone()
-                    } else {
-                        pack.take(envelope(from_pack)).await?
-                    });
-                }
-                Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
-            })
-            .await?;
-        if root == self.worker_id { first(&output).map(Some) } else { Ok(None) }
+        self.collective(Kind::Reduce, Some(root), |seq| async move {
+            let output = pack
+                .round((Kind::Reduce, seq), self.local_index, Some(data), |inputs| async move {
+                    let layout = pack.layout();
+                    let root_pack = layout.pack_of(root);
+                    let partial = combine_pack(pack, &inputs, ty, op)?;
+                    let envelope = |from_pack| {
+                        Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack))
+                    };
+                    if pack.pack_id() != root_pack {
+                        pack.route(envelope(pack.pack_id()), partial).await?;
+                        return Ok(Arc::new(Vec::new()));
+                    }
+                    let mut partials = Vec::with_capacity(layout.pack_count() as usize);
+                    for from_pack in 0..layout.pack_count() {
+                        partials.push(if from_pack == root_pack {
+                            partial.clone()
+                        } else {
+                            pack.take(envelope(from_pack)).await?
+                        });
+                    }
+                    Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
+                })
+                .await?;
+            if root == self.worker_id { first(&output).map(Some) } else { Ok(None) }
+        })
+        .await
     }
 
     /// Element-wise reduction of every worker's `data`, on every worker.
@@ -367,30 +393,33 @@ impl WorkerComm {
 
     /// Reduces to pack 0, which publishes the result to every other pack.
     async fn reduce_everywhere(&self, kind: Kind, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
-        let seq = self.next_collective(kind);
         let pack = &*self.pack;
-        let output = pack
-            .round((kind, seq), self.local_index, None, Some(data), |inputs| async move {
-                let layout = pack.layout();
-                let partial = combine_pack(pack, &inputs, ty, op)?;
-                let result_envelope = Envelope::collective(kind, seq, 0, EVERY_PACK);
-                let result = if pack.pack_id() == 0 {
-                    let mut partials = vec![partial];
-                    for from_pack in 1..layout.pack_count() {
-                        partials.push(pack.take(Envelope::collective(kind, seq, layout.leader(from_pack), 0)).await?);
-                    }
-                    let result = fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-                    pack.publish(result_envelope, result.clone()).await?;
-                    result
-                } else {
-                    pack.route(Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0), partial).await?;
-                    pack.take(result_envelope).await?
-                };
-                pack.count_local(result.len() as u64 * u64::from(pack.range().count - 1));
-                Ok(Arc::new(vec![result]))
-            })
-            .await?;
-        first(&output)
+        self.collective(kind, None, |seq| async move {
+            let output = pack
+                .round((kind, seq), self.local_index, Some(data), |inputs| async move {
+                    let layout = pack.layout();
+                    let partial = combine_pack(pack, &inputs, ty, op)?;
+                    let result_envelope = Envelope::collective(kind, seq, 0, EVERY_PACK);
+                    let result = if pack.pack_id() == 0 {
+                        let mut partials = vec![partial];
+                        for from_pack in 1..layout.pack_count() {
+                            partials
+                                .push(pack.take(Envelope::collective(kind, seq, layout.leader(from_pack), 0)).await?);
+                        }
+                        let result = fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
+                        pack.publish(result_envelope, result.clone()).await?;
+                        result
+                    } else {
+                        pack.route(Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0), partial).await?;
+                        pack.take(result_envelope).await?
+                    };
+                    pack.count_local(result.len() as u64 * u64::from(pack.range().count - 1));
+                    Ok(Arc::new(vec![result]))
+                })
+                .await?;
+            first(&output)
+        })
+        .await
     }
 }
 
