@@ -144,6 +144,7 @@ async fn collective(
         url: BrokerKind::Redis.default_url().into(),
         chunk_bytes: 1 << 20,
         deadline: Duration::from_secs(600),
+        message_bytes: burst_host::Limits::default().message_bytes,
     };
     let mut backends = Vec::new();
     for pack in 0..layout.pack_count() {

@@ -75,6 +75,7 @@ async fn try_execute(
         url: assignment.broker_url.clone().unwrap_or_else(|| kind.default_url().to_owned()),
         chunk_bytes: DEFAULT_CHUNK_BYTES,
         deadline: spec.deadline,
+        message_bytes: spec.limits.message_bytes,
     };
     let pack_count = spec.layout.pack_count();
     let mut backends = Vec::with_capacity(assignment.packs.len());

@@ -126,6 +126,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     url: args.broker_url.clone().unwrap_or_else(|| kind.default_url().to_owned()),
                     chunk_bytes: args.chunk_bytes,
                     deadline: spec.deadline,
+                    message_bytes: spec.limits.message_bytes,
                 };
                 let pack_count = spec.layout.pack_count();
                 match pack {

@@ -9,10 +9,11 @@
 //! awaiting, so no borrow of the store lives across a suspension.
 //!
 //! Byte-list arguments are read in place from the guest's memory and copied
-//! once into a host buffer of their size (a list of parts into one buffer),
-//! so a message costs one copy out of the guest and one allocation.
+//! once into a host buffer of their size (a list of parts into one buffer
+//! per part), so a message costs one copy out of the guest and one
+//! allocation, and holds no memory but its own.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use wasmtime::AsContext;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
@@ -97,22 +98,10 @@ fn copy_in(store: &mut StoreContextMut<'_, WorkerState>, list: &WasmList<u8>) ->
     Bytes::copy_from_slice(list.as_le_slice(store.as_context()))
 }
 
-/// Copies a guest's list of byte lists into one host buffer and shares it
-/// out as one message per part.
+/// Copies a guest's list of byte lists into one host buffer per part: each
+/// part may wait for its receiver alone, so it must pin no more memory than
+/// its own bytes.
 fn copy_parts(store: &mut StoreContextMut<'_, WorkerState>, parts: &[WasmList<u8>]) -> Vec<Bytes> {
     let store = store.as_context();
-    let total = parts.iter().map(WasmList::len).sum();
-    let mut buffer = BytesMut::with_capacity(total);
-    for part in parts {
-        buffer.extend_from_slice(part.as_le_slice(&store));
-    }
-    let all = buffer.freeze();
-    let mut at = 0;
-    parts
-        .iter()
-        .map(|part| {
-            at += part.len();
-            all.slice(at - part.len()..at)
-        })
-        .collect()
+    parts.iter().map(|part| Bytes::copy_from_slice(part.as_le_slice(&store))).collect()
 }

@@ -12,7 +12,7 @@ use burst_host::comm::frame::encode_message;
 use burst_host::comm::rabbitmq::queue_name;
 use burst_host::comm::redis::inbox_key;
 use burst_host::comm::{self, Backend, BackendError, BrokerKind, BrokerOptions, Envelope, Kind, plan};
-use burst_host::{FailureKind, FlareResult, FlareSpec, PackLayout, Program};
+use burst_host::{FailureKind, FlareResult, FlareSpec, Limits, PackLayout, Program};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ pub fn unique_flare_id(what: &str) -> String {
 }
 
 pub fn options(kind: BrokerKind, url: &str, chunk_bytes: usize, deadline: Duration) -> BrokerOptions {
-    BrokerOptions { kind, url: url.to_owned(), chunk_bytes, deadline }
+    BrokerOptions { kind, url: url.to_owned(), chunk_bytes, deadline, message_bytes: Limits::default().message_bytes }
 }
 
 async fn redis() -> redis::aio::MultiplexedConnection {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::brokers::{connect_all, leftovers, options, unique_flare_id};
 use crate::failures::{assert_failed, still_healthy};
-use crate::support::{fixtures, guest_path, hello, outputs, runtime};
+use crate::support::{fixtures, guest_path, hello, microbench, outputs, runtime};
 
 const WORKERS: u32 = 4;
 const GRANULARITY: u32 = 2;
@@ -140,8 +140,60 @@ async fn flooding_a_worker_that_does_not_receive_hits_the_buffered_limit() {
     for packs in PACKS {
         let input = json!({ "scenario": "hostile_flood", "victim": 3 });
         let result = provoke(packs, input, limits, Duration::from_secs(30)).await;
-        let message = "sent worker 0 more than it received: 1114112 bytes would wait in the host, the limit is 1048576";
+        // 16 messages of 64 KiB, each with its overhead: the 16th is refused.
+        let message = "sent worker 0 more than it received: 1050624 bytes would wait in the host, the limit is 1048576";
         assert_contained(&result, 3, FailureKind::MessageLimit, message).await;
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_messages_hits_the_buffered_limit_too() {
+    let limits = Limits { buffered_bytes: 1 << 20, ..Limits::default() };
+    for packs in PACKS {
+        let input = json!({ "scenario": "hostile_flood", "victim": 3, "bytes": 0 });
+        let result = provoke(packs, input, limits, Duration::from_secs(30)).await;
+        // Each stored message costs its overhead: the 8193rd is refused.
+        let overhead = burst_host::comm::MESSAGE_OVERHEAD;
+        let message = format!(
+            "sent worker 0 more than it received: {} bytes would wait in the host, the limit is 1048576",
+            8193 * overhead
+        );
+        assert_contained(&result, 3, FailureKind::MessageLimit, &message).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_cycling_through_tags_is_refused_past_the_channel_cap() {
+    let input = json!({ "scenario": "hostile_tags", "victim": 1 });
+    let result = provoke(Packs::InProcess, input, Limits::default(), Duration::from_secs(60)).await;
+    let message = format!("at most {} distinct (worker, tag) channels", burst_host::comm::MAX_CHANNELS);
+    assert_contained(&result, 1, FailureKind::GuestError, &message).await;
+}
+
+#[tokio::test]
+async fn a_reduction_over_many_packs_is_not_charged_to_one_leader() {
+    // Pack 0's leader takes a 1 MiB partial from each of 7 packs per call:
+    // 7 MiB waiting at once, while no sender has more than 1 MiB waiting.
+    let limits = Limits { buffered_bytes: 2 << 20, ..Limits::default() };
+    let input = Bytes::from(json!({"primitive": "all-reduce", "size": 1 << 20, "iterations": 3}).to_string());
+    for packs in PACKS {
+        let layout = PackLayout::homogeneous(8, 1).expect("valid layout");
+        let mut spec =
+            FlareSpec::new(unique_flare_id("reduce"), layout.into(), vec![input.clone(); 8], Duration::from_secs(60));
+        spec.limits = limits;
+        let result = match packs {
+            Packs::InProcess => burst_host::run_flare(runtime(), microbench(), &spec).await.expect("valid spec"),
+            Packs::ThroughRedis => {
+                let options = options(BrokerKind::Redis, BrokerKind::Redis.default_url(), 1 << 20, spec.deadline);
+                let (connected, backends) = connect_all(&options, 8, 1).await;
+                spec.flare_id = connected.flare_id;
+                burst_host::run_flare_over(runtime(), microbench(), &spec, backends).await.expect("valid spec")
+            }
+        };
+        for (worker, output) in (0..).zip(outputs(&result)) {
+            assert_eq!(output["worker_id"], worker, "{packs:?}");
+            assert_eq!(output["checked_bytes"], 3 << 20, "{packs:?}");
+        }
     }
 }
 

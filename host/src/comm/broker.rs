@@ -36,6 +36,11 @@ pub struct BrokerOptions {
     /// The flare's deadline; the flare's keys or queues expire this long
     /// (plus a margin) after their last use, as a backstop to cleanup.
     pub deadline: Duration,
+    /// The flare's message limit ([`Limits::message_bytes`]): a peer that
+    /// announces a larger message breaks the protocol.
+    ///
+    /// [`Limits::message_bytes`]: crate::Limits::message_bytes
+    pub message_bytes: u64,
 }
 
 /// Connects pack `pack_id` of flare `flare_id` (of `pack_count` packs).

@@ -21,7 +21,7 @@
 //! once), and accepts a message only when its chunks add up to the announced
 //! length.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -48,6 +48,13 @@ pub const MAX_FLARE_ID: usize = 128;
 pub const MAX_MESSAGE_BYTES: u64 = 1 << 32;
 /// Largest abort body; a failure is a short message.
 pub const MAX_ABORT_BYTES: usize = 64 << 10;
+/// Messages being put together at once: bounds what lying first chunks can
+/// make a pack reserve to this many times the message limit.
+pub const MAX_PARTIAL_MESSAGES: usize = 1 << 16;
+/// Completed messages whose late duplicates are still recognised and
+/// dropped (brokers redeliver soon after, if at all): a bounded window,
+/// not a record that grows with every message of the flare.
+pub const RECENT_COMPLETE: usize = 4096;
 /// Default chunk size.
 pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -320,13 +327,32 @@ impl Partial {
 
 /// Puts messages back together from chunks that arrive in any order, any
 /// number of times.
-#[derive(Default)]
 pub struct Reassembler {
+    max_message: u64,
     partial: HashMap<Envelope, Partial>,
+    /// The last [`RECENT_COMPLETE`] messages returned, oldest first.
     complete: HashSet<Envelope>,
+    completed: VecDeque<Envelope>,
 }
 
 impl Reassembler {
+    /// A reassembler that accepts messages of at most `max_message` bytes
+    /// (the receiving flare's message limit).
+    pub fn new(max_message: u64) -> Self {
+        Self { max_message, partial: HashMap::new(), complete: HashSet::new(), completed: VecDeque::new() }
+    }
+
+    fn completed(&mut self, envelope: Envelope) {
+        if self.complete.insert(envelope) {
+            self.completed.push_back(envelope);
+        }
+        if self.completed.len() > RECENT_COMPLETE
+            && let Some(oldest) = self.completed.pop_front()
+        {
+            self.complete.remove(&oldest);
+        }
+    }
+
     /// Adds a chunk; returns the message once its last chunk arrived.
     /// Chunks of a message already returned are dropped.
     ///
@@ -337,7 +363,16 @@ impl Reassembler {
         if self.complete.contains(&chunk.envelope) {
             return Ok(None);
         }
+        if chunk.total_len > self.max_message {
+            return Err(FrameError::Inconsistent(format!(
+                "a message of {} bytes announced; the flare's message limit is {}",
+                chunk.total_len, self.max_message
+            )));
+        }
         if chunk.count == 1 {
+            if self.partial.contains_key(&chunk.envelope) {
+                return Err(FrameError::Inconsistent("a message announced as one chunk and as several".into()));
+            }
             if chunk.bytes.len() as u64 != chunk.total_len {
                 return Err(FrameError::Inconsistent(format!(
                     "single chunk of {} bytes for a message of {}",
@@ -345,11 +380,17 @@ impl Reassembler {
                     chunk.total_len
                 )));
             }
-            self.complete.insert(chunk.envelope);
+            self.completed(chunk.envelope);
             return Ok(Some((chunk.envelope, chunk.bytes)));
         }
-        // The length was checked against MAX_MESSAGE_BYTES; reserving it is
-        // address space until the chunks fill it.
+        if !self.partial.contains_key(&chunk.envelope) && self.partial.len() >= MAX_PARTIAL_MESSAGES {
+            return Err(FrameError::Inconsistent(format!(
+                "more than {MAX_PARTIAL_MESSAGES} messages in progress at once"
+            )));
+        }
+        // The length was checked against the message limit, and the number
+        // of messages in progress is capped; reserving it is address space
+        // until the chunks fill it.
         let partial = self.partial.entry(chunk.envelope).or_insert_with(|| Partial {
             count: chunk.count,
             total_len: chunk.total_len,
@@ -392,7 +433,7 @@ impl Reassembler {
                 partial.total_len
             )));
         }
-        self.complete.insert(chunk.envelope);
+        self.completed(chunk.envelope);
         Ok(Some((chunk.envelope, partial.message.freeze())))
     }
 }
@@ -428,7 +469,7 @@ mod tests {
             let mut chunks = chunks_of(&frames);
             chunks.reverse();
             let duplicates = chunks_of(&frames);
-            let mut reassembler = Reassembler::default();
+            let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
             let mut done = Vec::new();
             for chunk in chunks.into_iter().chain(duplicates) {
                 if let Some(result) = reassembler.add(chunk).expect("consistent") {
@@ -476,7 +517,7 @@ mod tests {
         let envelope = Envelope::direct(1, 2, 3, 4);
         let message = payload(10_000);
         let chunks = chunks_of(&encode_message(FLARE, &envelope, &message, 999));
-        let mut reassembler = Reassembler::default();
+        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
         // Last first, then the rest from the middle out, with repeats.
         let order = [10, 5, 5, 6, 0, 9, 1, 2, 8, 3, 7, 4, 0];
         let mut done = None;
@@ -519,11 +560,52 @@ mod tests {
     }
 
     #[test]
+    fn what_a_peer_announces_is_bounded_by_the_receiving_flare() {
+        let envelope = Envelope::direct(0, 0, 0, 1);
+        // Above the message limit, in one chunk or in several.
+        let mut reassembler = Reassembler::new(9);
+        for chunk in [10, 3] {
+            let first = chunks_of(&encode_message(FLARE, &envelope, &payload(10), chunk)).remove(0);
+            assert!(matches!(reassembler.add(first), Err(FrameError::Inconsistent(m)) if m.contains("limit is 9")));
+        }
+        // One message announced as several chunks, then as one.
+        let mut reassembler = Reassembler::new(100);
+        let first = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 4)).remove(0);
+        assert_eq!(reassembler.add(first).expect("first of two"), None);
+        let whole = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 8)).remove(0);
+        assert!(matches!(reassembler.add(whole), Err(FrameError::Inconsistent(_))));
+        // Messages in progress at once are capped.
+        let mut reassembler = Reassembler::new(100);
+        for seq in 0..=MAX_PARTIAL_MESSAGES as u64 {
+            let first = chunks_of(&encode_message(FLARE, &Envelope::direct(0, seq, 0, 1), &payload(8), 4)).remove(0);
+            let added = reassembler.add(first);
+            if (seq as usize) < MAX_PARTIAL_MESSAGES {
+                assert_eq!(added.expect("within the cap"), None);
+            } else {
+                assert!(matches!(added, Err(FrameError::Inconsistent(m)) if m.contains("in progress")));
+            }
+        }
+    }
+
+    #[test]
+    fn only_recent_messages_are_remembered_to_drop_duplicates() {
+        let mut reassembler = Reassembler::new(100);
+        let message =
+            |seq| chunks_of(&encode_message(FLARE, &Envelope::direct(0, seq, 0, 1), &payload(3), 8)).remove(0);
+        for seq in 0..3 * RECENT_COMPLETE as u64 {
+            assert!(reassembler.add(message(seq)).expect("valid").is_some());
+        }
+        assert_eq!(reassembler.complete.len(), RECENT_COMPLETE);
+        let last = 3 * RECENT_COMPLETE as u64 - 1;
+        assert_eq!(reassembler.add(message(last)).expect("valid"), None, "a recent duplicate is dropped");
+    }
+
+    #[test]
     fn chunks_that_disagree_are_rejected() {
         let envelope = Envelope::direct(0, 0, 0, 1);
         let a = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 4));
         let b = chunks_of(&encode_message(FLARE, &envelope, &payload(12), 4));
-        let mut reassembler = Reassembler::default();
+        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
         let mut a = a.into_iter();
         assert_eq!(reassembler.add(a.next().expect("chunk")).expect("first"), None);
         assert!(matches!(reassembler.add(b.into_iter().nth(1).expect("chunk")), Err(FrameError::Inconsistent(_))));
@@ -579,7 +661,7 @@ mod properties {
             assert!(chunk.total_len <= MAX_MESSAGE_BYTES);
             assert!(chunk.bytes.len() as u64 <= chunk.total_len);
             assert!(chunk.index < chunk.count);
-            let mut reassembler = Reassembler::default();
+            let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
             let _ = reassembler.add(chunk);
         }
     }
@@ -640,7 +722,7 @@ mod properties {
             (message, chunk_bytes, order) in arrivals(),
         ) {
             let frames = encode_message(FLARE, &envelope, &message, chunk_bytes);
-            let mut reassembler = Reassembler::default();
+            let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
             let mut seen = HashSet::new();
             let mut completed = None;
             for index in order {
@@ -669,7 +751,7 @@ mod properties {
             let second = Bytes::from((0..second_len).map(|i| (i * 3 + 1) as u8).collect::<Vec<_>>());
             let first_frames = encode_message(FLARE, &a, &first, chunk_bytes);
             let second_frames = encode_message(FLARE, &b, &second, chunk_bytes);
-            let mut reassembler = Reassembler::default();
+            let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
             let mut done = Vec::new();
             let mut second_next = second_frames.iter();
             for index in order {

@@ -6,10 +6,15 @@
 //! is still waiting to be taken is dropped. Pure data structure: the waiting
 //! (deadlines, cancellation) is done by the caller on the returned receiver.
 //!
-//! The mailbox also bounds what it holds: the bytes stored for one
-//! destination (a worker, or a pack leader for pack-level messages) may not
-//! exceed [`Mailbox::new`]'s limit, so a worker cannot make the host buffer
-//! without end what a peer never receives.
+//! The mailbox also bounds what it holds, counting each stored message as
+//! its bytes plus [`MESSAGE_OVERHEAD`] (so a flood of empty messages is
+//! bounded too), against [`Mailbox::new`]'s limit per [`Account`]: a
+//! point-to-point message is charged to its destination (a worker cannot
+//! make the host buffer without end what a peer never receives), a
+//! collective message to its sender (each sender contributes one message
+//! per call, so a flare whose every message is within the limits cannot
+//! fail however many packs send to one leader, while a sender that runs
+//! calls ahead of its receivers is still caught).
 //!
 //! And it finds collective messages that nobody will take. Every message a
 //! pack receives for collective call `seq` is taken by the pack's own part
@@ -26,6 +31,30 @@ use tokio::sync::oneshot;
 
 use super::{Envelope, Kind};
 
+/// What one stored message costs beyond its bytes: its slot, envelope and
+/// buffer handle, rounded up.
+pub const MESSAGE_OVERHEAD: u64 = 128;
+
+/// Whose budget a stored message is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// The destination worker of a point-to-point message.
+    To(u32),
+    /// The sending worker (or pack leader) of a collective message.
+    From(u32),
+}
+
+impl Account {
+    /// The account `envelope` is charged to.
+    pub fn of(envelope: &Envelope) -> Self {
+        if is_collective(envelope) { Account::From(envelope.source) } else { Account::To(envelope.dest) }
+    }
+}
+
+fn cost(payload: &Bytes) -> u64 {
+    payload.len() as u64 + MESSAGE_OVERHEAD
+}
+
 enum Slot {
     Arrived(Bytes),
     Awaited(oneshot::Sender<Bytes>),
@@ -41,9 +70,11 @@ pub enum Delivered {
     /// Dropped: a copy with the same envelope is already stored.
     Duplicate,
     /// Refused: storing it would put more than the limit of bytes in the
-    /// mailbox for its destination. Nothing changed.
+    /// mailbox on its account. Nothing changed.
     OverLimit {
-        /// What the destination would have had buffered with this message.
+        /// The account.
+        account: Account,
+        /// What the account would have had buffered with this message.
         buffered: u64,
     },
     /// Refused: a message of a collective call every local worker has
@@ -63,8 +94,8 @@ pub enum Take {
 /// Messages of one pack, keyed by envelope.
 pub struct Mailbox {
     slots: HashMap<Envelope, Slot>,
-    /// Bytes stored per destination; entries at zero are removed.
-    buffered: HashMap<u32, u64>,
+    /// Bytes (with overhead) stored per account; entries at zero are removed.
+    buffered: HashMap<Account, u64>,
     buffered_limit: u64,
     /// Collective calls below this have been finished by every local worker.
     watermark: u64,
@@ -73,7 +104,7 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// An empty mailbox holding at most `buffered_limit` bytes per destination.
+    /// An empty mailbox holding at most `buffered_limit` bytes per account.
     pub fn new(buffered_limit: u64) -> Self {
         Self {
             slots: HashMap::new(),
@@ -107,13 +138,14 @@ impl Mailbox {
                 if is_collective(&envelope) && envelope.seq < self.watermark {
                     return Delivered::Orphan;
                 }
-                let held = self.buffered.entry(envelope.dest).or_default();
-                let buffered = *held + payload.len() as u64;
+                let account = Account::of(&envelope);
+                let held = self.buffered.entry(account).or_default();
+                let buffered = *held + cost(&payload);
                 if buffered > self.buffered_limit {
                     if *held == 0 {
-                        self.buffered.remove(&envelope.dest);
+                        self.buffered.remove(&account);
                     }
-                    return Delivered::OverLimit { buffered };
+                    return Delivered::OverLimit { account, buffered };
                 }
                 *held = buffered;
                 slot.insert(Slot::Arrived(payload));
@@ -143,8 +175,8 @@ impl Mailbox {
         if let Some(Slot::Arrived(_)) = self.slots.get(&envelope)
             && let Some(Slot::Arrived(payload)) = self.slots.remove(&envelope)
         {
-            if let Entry::Occupied(mut held) = self.buffered.entry(envelope.dest) {
-                *held.get_mut() -= payload.len() as u64;
+            if let Entry::Occupied(mut held) = self.buffered.entry(Account::of(&envelope)) {
+                *held.get_mut() -= cost(&payload);
                 if *held.get() == 0 {
                     held.remove();
                 }
@@ -215,6 +247,22 @@ mod tests {
     }
 
     #[test]
+    fn collective_messages_are_charged_to_their_sender() {
+        // One leader receives a partial from each of 5 packs: each within
+        // the limit, together far above it.
+        let mut mailbox = Mailbox::new(100 + MESSAGE_OVERHEAD);
+        let partial = |from: u32, seq: u64| Envelope::collective(Kind::AllReduce, seq, from, 0);
+        for from in 1..6 {
+            assert_eq!(mailbox.deliver(partial(from, 0), Bytes::from(vec![7; 100])), Delivered::Stored);
+        }
+        // A sender that runs a call ahead of its receiver is caught.
+        assert_eq!(
+            mailbox.deliver(partial(3, 1), Bytes::from(vec![7; 100])),
+            Delivered::OverLimit { account: Account::From(3), buffered: 200 + 2 * MESSAGE_OVERHEAD }
+        );
+    }
+
+    #[test]
     fn collective_messages_nobody_will_take_are_orphans() {
         let mut mailbox = Mailbox::new(u64::MAX);
         let call = |seq: u64, source: u32| Envelope::collective(Kind::Broadcast, seq, source, u32::MAX);
@@ -234,12 +282,18 @@ mod tests {
 
     #[test]
     fn stored_bytes_per_destination_are_bounded_and_freed_by_taking() {
-        let mut mailbox = Mailbox::new(10);
+        let mut mailbox = Mailbox::new(10 + 2 * MESSAGE_OVERHEAD);
         let to = |dest: u32, seq: u64| Envelope::direct(0, seq, 1, dest);
         assert_eq!(mailbox.deliver(to(2, 0), Bytes::from_static(b"012345")), Delivered::Stored);
-        assert_eq!(mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")), Delivered::OverLimit { buffered: 11 });
+        assert_eq!(
+            mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")),
+            Delivered::OverLimit { account: Account::To(2), buffered: 11 + 2 * MESSAGE_OVERHEAD }
+        );
         // Another destination has its own budget; a matched message is never held.
         assert_eq!(mailbox.deliver(to(3, 0), Bytes::from_static(b"0123456789")), Delivered::Stored);
+        assert_eq!(mailbox.deliver(to(3, 1), Bytes::new()), Delivered::Stored);
+        assert!(matches!(mailbox.deliver(to(3, 2), Bytes::new()), Delivered::OverLimit { .. }), "empty ones count");
+        let Take::Ready(_) = mailbox.take(to(3, 1)) else { panic!("stored") };
         let Take::Pending(_waiting) = mailbox.take(to(2, 1)) else { panic!("was refused, not stored") };
         assert_eq!(mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")), Delivered::Matched);
         let Take::Ready(payload) = mailbox.take(to(2, 0)) else { panic!("stored") };

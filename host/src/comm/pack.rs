@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within};
+use super::{
+    Account, Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within,
+};
 use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
 
 /// How long telling the other packs of a failure, and deleting what the
@@ -245,20 +247,26 @@ impl PackComm {
     }
 
     /// Stores or hands over a message that reached this pack. A message
-    /// that would put its destination over the buffered-bytes limit fails
-    /// the flare, naming the worker that sent it.
+    /// that would put its account over the buffered-bytes limit fails the
+    /// flare, naming the worker that sent it.
     fn deliver(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
         let delivered = lock(&self.mailbox).deliver(envelope, payload);
         if delivered == Delivered::Orphan {
             self.orphaned(&envelope);
             return Err(self.cancellation_error());
         }
-        let Delivered::OverLimit { buffered } = delivered else { return Ok(()) };
+        let Delivered::OverLimit { account, buffered } = delivered else { return Ok(()) };
         let limit = self.limits.buffered_bytes;
-        let dest = if envelope.dest == EVERY_PACK { self.range().first } else { envelope.dest };
-        let message = format!(
-            "sent worker {dest} more than it received: {buffered} bytes would wait in the host, the limit is {limit}"
-        );
+        let message = match account {
+            Account::To(dest) => format!(
+                "sent worker {dest} more than it received: {buffered} bytes would wait in the host, the limit is {limit}"
+            ),
+            Account::From(_) => format!(
+                "ran collective calls ahead of pack {}: {buffered} bytes of its messages would wait there, the limit \
+                 is {limit}",
+                self.pack_id
+            ),
+        };
         self.fail(Failure::new(Some(envelope.source), FailureKind::MessageLimit, message));
         Err(self.cancellation_error())
     }

@@ -122,6 +122,7 @@ impl RabbitBackend {
             )
             .await
             .map_err(&failed)?;
+        let max_message = options.message_bytes;
         Ok(Self {
             flare_id: flare_id.to_owned(),
             pack_id,
@@ -132,7 +133,7 @@ impl RabbitBackend {
             publisher,
             declared: tokio::sync::Mutex::new(HashSet::from([pack_id])),
             consumer: tokio::sync::Mutex::new(consumer),
-            reassembler: Mutex::default(),
+            reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
         })

@@ -131,6 +131,7 @@ impl RedisBackend {
             .set_response_timeout(Some(Duration::from_secs(30)));
         let sender = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
         let receiver = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
+        let max_message = options.message_bytes;
         Ok(Self {
             flare_id: flare_id.to_owned(),
             pack_id,
@@ -138,7 +139,7 @@ impl RedisBackend {
             options,
             sender,
             receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
-            reassembler: Mutex::default(),
+            reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             published: Mutex::default(),

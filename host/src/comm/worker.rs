@@ -15,6 +15,7 @@
 //!   the root's pack, or to pack 0 which publishes the result.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,10 +37,27 @@ struct Counters {
     collective: u64,
 }
 
+/// Distinct (peer, tag) channels one worker may send on, and as many it
+/// may receive on: each costs the host a counter for the rest of the flare,
+/// so a guest cycling through tags cannot grow the host without end.
+pub const MAX_CHANNELS: usize = 1 << 16;
+
 fn next(counter: &mut u64) -> u64 {
     let seq = *counter;
     *counter += 1;
     seq
+}
+
+/// The next sequence number on channel `(peer, tag)`.
+fn next_on(channels: &mut HashMap<(u32, u32), u64>, peer: u32, tag: u32) -> Result<u64, CommError> {
+    let open = channels.len();
+    match channels.entry((peer, tag)) {
+        Entry::Occupied(counter) => Ok(next(counter.into_mut())),
+        Entry::Vacant(counter) if open < MAX_CHANNELS => Ok(next(counter.insert(0))),
+        Entry::Vacant(_) => Err(CommError::InvalidArgument(format!(
+            "a worker may use at most {MAX_CHANNELS} distinct (worker, tag) channels each way"
+        ))),
+    }
 }
 
 /// One worker's end of the communication middleware.
@@ -157,7 +175,7 @@ impl WorkerComm {
     pub async fn send(&self, dest: u32, tag: u32, data: Bytes) -> Result<(), CommError> {
         self.check_worker(dest)?;
         self.check_size([&data])?;
-        let seq = next(self.counters().sent.entry((dest, tag)).or_default());
+        let seq = next_on(&mut self.counters().sent, dest, tag)?;
         self.pack.route(Envelope::direct(tag, seq, self.worker_id, dest), data).await
     }
 
@@ -167,7 +185,7 @@ impl WorkerComm {
     /// `InvalidWorker`, `Timeout`, or the flare's failure.
     pub async fn recv(&self, source: u32, tag: u32) -> Result<Bytes, CommError> {
         self.check_worker(source)?;
-        let seq = next(self.counters().received.entry((source, tag)).or_default());
+        let seq = next_on(&mut self.counters().received, source, tag)?;
         self.pack.take(Envelope::direct(tag, seq, source, self.worker_id)).await
     }
 
