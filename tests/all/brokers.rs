@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::{fixtures, guest_path, hello, microbench, outputs, run, runtime};
 
-const BROKERS: [BrokerKind; 2] = [BrokerKind::Redis, BrokerKind::RabbitMq];
+pub const BROKERS: [BrokerKind; 2] = [BrokerKind::Redis, BrokerKind::RabbitMq];
 
 pub fn unique_flare_id(what: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -65,7 +65,7 @@ pub async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec
 }
 
 /// Pushes raw bytes into the inbox of `pack_id`, as a broker would deliver them.
-async fn inject(kind: BrokerKind, flare_id: &str, pack_id: u32, raw: &[u8]) {
+pub async fn inject(kind: BrokerKind, flare_id: &str, pack_id: u32, raw: &[u8]) {
     match kind {
         BrokerKind::Redis => redis::cmd("RPUSH")
             .arg(inbox_key(flare_id, pack_id))

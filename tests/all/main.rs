@@ -9,6 +9,7 @@ mod support;
 mod brokers;
 mod bytes_model;
 mod chaos;
+mod cleanup;
 mod cli;
 mod cli_service;
 mod failures;

@@ -42,6 +42,9 @@ pub enum BackendError {
     /// Something arrived that breaks the wire protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The flare id is taken: the medium holds a pack of that flare already.
+    #[error("{0}")]
+    InUse(String),
     /// The medium did not answer in time.
     #[error("{what}: no answer within {limit:?}")]
     Timeout {

@@ -566,7 +566,9 @@ impl PackComm {
                     }
                 }
                 Ok(Inbound::Abort(failure)) => {
-                    self.record(failure);
+                    // Passed on, so that every pack hears of it even if its
+                    // sender could not reach them all.
+                    self.fail(failure);
                     return;
                 }
                 Ok(Inbound::Done(pack_id)) => {

@@ -6,10 +6,11 @@
 //! all-gather parts, aborts) is published once, with RabbitMQ's
 //! sender-selected distribution: routed to the first other pack's queue and
 //! blind-copied (`BCC`) to the rest, so the broker receives it once, stores
-//! one copy for all of them and never delivers it back to its publisher. A
-//! publisher declares a destination queue before its first message to it
-//! (declaration is idempotent), so nothing is lost when the receiving
-//! process starts later. Publishes wait for the broker's confirms, at most
+//! one copy for all of them and never delivers it back to its publisher.
+//! Every pack declares every pack's queue when it connects (declaration is
+//! idempotent), so nothing is lost when a receiving process starts later,
+//! and never after: a message for a pack that closed and deleted its queue
+//! is dropped by the broker instead of recreating the queue. Publishes wait for the broker's confirms, at most
 //! [`PUBLISH_WINDOW`] frames unconfirmed at once; the pack consumes its
 //! queue on a channel of its own with a bounded prefetch and acks a frame
 //! only after the reassembler has stored it. Publishing and consuming use
@@ -20,7 +21,7 @@
 //! deadline: a queue's arguments must agree between all its declarers), and
 //! a pack deletes its queue when it closes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -68,7 +69,6 @@ pub struct RabbitBackend {
     /// Carries the pack's consumer only.
     consuming: Connection,
     publisher: Channel,
-    declared: tokio::sync::Mutex<HashSet<u32>>,
     consumer: tokio::sync::Mutex<Consumer>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
@@ -112,7 +112,9 @@ impl RabbitBackend {
         let receiving = consuming.create_channel().await.map_err(&failed)?;
         receiving.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(&failed)?;
         let backend_queue = queue_name(flare_id, pack_id);
-        declare(&receiving, flare_id, pack_id).await.map_err(&failed)?;
+        for pack in 0..pack_count {
+            declare(&publisher, flare_id, pack).await.map_err(&failed)?;
+        }
         let consumer = receiving
             .basic_consume(
                 backend_queue.as_str().into(),
@@ -131,23 +133,11 @@ impl RabbitBackend {
             publishing,
             consuming,
             publisher,
-            declared: tokio::sync::Mutex::new(HashSet::from([pack_id])),
             consumer: tokio::sync::Mutex::new(consumer),
             reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
         })
-    }
-
-    /// Declares (and binds) the queue of `pack_id` unless this endpoint
-    /// already did.
-    async fn ensure_declared(&self, pack_id: u32) -> Result<(), BackendError> {
-        let mut declared = self.declared.lock().await;
-        if !declared.contains(&pack_id) {
-            declare(&self.publisher, &self.flare_id, pack_id).await.map_err(io_error(&self.options.url))?;
-            declared.insert(pack_id);
-        }
-        Ok(())
     }
 
     /// Publishes frames once for the packs `to`: routed to the first one's
@@ -156,9 +146,6 @@ impl RabbitBackend {
     async fn publish_frames(&self, to: &[u32], frames: &[Bytes]) -> Result<(), BackendError> {
         let failed = io_error(&self.options.url);
         let Some((&first, copies)) = to.split_first() else { return Ok(()) };
-        for &pack in to {
-            self.ensure_declared(pack).await?;
-        }
         let routing_key = queue_name(&self.flare_id, first);
         let mut properties = BasicProperties::default();
         if !copies.is_empty() {

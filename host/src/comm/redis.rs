@@ -15,6 +15,14 @@
 //! can never hold up a send. Every key expires (the flare's deadline plus a
 //! margin) as a backstop; a pack deletes its inbox when it closes, and what
 //! it published and nobody read if the flare failed.
+//!
+//! A flare's *registry*, `burst:{flare_id}:packs`, says which packs have
+//! joined and which have closed. A pack joins when it connects, and is
+//! refused if its flare already has that pack (the flare id is in use, or
+//! its state has not expired yet). Every write to an inbox is a script that
+//! drops the frame once the destination closed, so nothing (an abort from a
+//! pack that failed late, say) recreates a closed pack's inbox; the last
+//! pack to close deletes the registry.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -69,6 +77,30 @@ pub struct RedisBackend {
 struct Receiver {
     connection: MultiplexedConnection,
     popped: VecDeque<Vec<u8>>,
+}
+
+/// Joins pack `ARGV[1]` to the registry `KEYS[1]` (expiring in `ARGV[2]`
+/// seconds); 0 if the pack was there already.
+const JOIN: &str = "if redis.call('HSETNX', KEYS[1], ARGV[1], 'open') == 0 then return 0 end \
+    redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1";
+
+/// Appends frame `ARGV[3]` to the inbox `KEYS[2]` of pack `ARGV[1]`
+/// (expiring in `ARGV[2]` seconds) unless the registry `KEYS[1]` says the
+/// pack closed.
+const PUSH: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == 'closed' then return 0 end \
+    redis.call('RPUSH', KEYS[2], ARGV[3]) redis.call('EXPIRE', KEYS[2], ARGV[2]) return 1";
+
+/// Deletes the inbox `KEYS[2]` of pack `ARGV[1]` and marks it closed in the
+/// registry `KEYS[1]`, which is deleted once all `ARGV[2]` packs closed.
+const CLOSE: &str = "redis.call('DEL', KEYS[2]) redis.call('HSET', KEYS[1], ARGV[1], 'closed') \
+    local closed = 0 \
+    for _, state in ipairs(redis.call('HVALS', KEYS[1])) do if state == 'closed' then closed = closed + 1 end end \
+    if closed >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[3]) end \
+    return closed";
+
+/// The registry key of flare `flare_id`.
+pub fn registry_key(flare_id: &str) -> String {
+    format!("burst:{flare_id}:packs")
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -130,7 +162,23 @@ impl RedisBackend {
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(30)));
         let sender = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
-        let receiver = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
+        let mut receiver = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
+        let expiry = (options.deadline + EXPIRY_MARGIN).as_secs();
+        let joined: i64 = redis::cmd("EVAL")
+            .arg(JOIN)
+            .arg(1)
+            .arg(registry_key(flare_id))
+            .arg(pack_id)
+            .arg(expiry)
+            .query_async(&mut receiver)
+            .await
+            .map_err(io_error(url))?;
+        if joined == 0 {
+            return Err(BackendError::InUse(format!(
+                "flare {flare_id} already has a pack {pack_id} in redis at {url}: another run uses this flare id, or \
+                 one that ended less than {expiry} s ago left state there"
+            )));
+        }
         let max_message = options.message_bytes;
         Ok(Self {
             flare_id: flare_id.to_owned(),
@@ -179,26 +227,33 @@ impl RedisBackend {
     /// Appends frames to the inbox of `to_pack`, refreshing its expiry with
     /// the last one.
     async fn push(&self, to_pack: u32, frames: Vec<FrameParts>) -> Result<(), BackendError> {
-        let key = inbox_key(&self.flare_id, to_pack);
-        let (last, expiry) = (frames.len() - 1, self.expiry());
-        self.write_frames(frames, |index, frame| {
+        self.write_frames(frames, |_, frame| {
             let mut pipe = redis::pipe();
-            pipe.rpush(&key, frame).ignore();
-            if index == last {
-                pipe.expire(&key, expiry as i64).ignore();
-            }
+            self.push_command(&mut pipe, to_pack, frame);
             pipe
         })
         .await
     }
 
+    /// Adds to `pipe` the write of `frame` to the inbox of `to_pack`, which
+    /// is dropped if that pack has closed.
+    fn push_command(&self, pipe: &mut redis::Pipeline, to_pack: u32, frame: impl redis::ToRedisArgs) {
+        pipe.cmd("EVAL")
+            .arg(PUSH)
+            .arg(2)
+            .arg(registry_key(&self.flare_id))
+            .arg(inbox_key(&self.flare_id, to_pack))
+            .arg(to_pack)
+            .arg(self.expiry())
+            .arg(frame)
+            .ignore();
+    }
+
     /// Appends one small frame to every other pack's inbox, in one round trip.
     async fn push_to_others(&self, frame: Bytes) -> Result<(), BackendError> {
-        let expiry = self.expiry() as i64;
         let mut pipe = redis::pipe();
         for pack in self.others() {
-            let inbox = inbox_key(&self.flare_id, pack);
-            pipe.rpush(&inbox, &frame[..]).ignore().expire(&inbox, expiry).ignore();
+            self.push_command(&mut pipe, pack, &frame[..]);
         }
         pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())?;
         self.written_bytes.fetch_add(frame.len() as u64 * u64::from(self.pack_count - 1), Ordering::Relaxed);
@@ -319,8 +374,7 @@ impl Backend for RedisBackend {
             let mut pipe = redis::pipe();
             pipe.set_ex(readers_key(&key), self.pack_count - 1, expiry).ignore();
             for pack in self.others() {
-                let inbox = inbox_key(&self.flare_id, pack);
-                pipe.rpush(&inbox, &pointer[..]).ignore().expire(&inbox, expiry as i64).ignore();
+                self.push_command(&mut pipe, pack, &pointer[..]);
             }
             pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())
         })
@@ -377,7 +431,8 @@ impl Backend for RedisBackend {
 
     fn residue(&self) -> String {
         format!(
-            "the keys {} and {}{}:*, which expire within {} s",
+            "the keys {}, {} and {}{}:*, which expire within {} s",
+            registry_key(&self.flare_id),
             inbox_key(&self.flare_id, self.pack_id),
             published_prefix(&self.flare_id),
             self.pack_id,
@@ -388,8 +443,17 @@ impl Backend for RedisBackend {
     fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let mut connection = self.sender.clone();
-            let key = inbox_key(&self.flare_id, self.pack_id);
-            connection.del::<_, ()>(&key).await.map_err(self.failed())?;
+            redis::cmd("EVAL")
+                .arg(CLOSE)
+                .arg(2)
+                .arg(registry_key(&self.flare_id))
+                .arg(inbox_key(&self.flare_id, self.pack_id))
+                .arg(self.pack_id)
+                .arg(self.pack_count)
+                .arg(self.expiry())
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(self.failed())?;
             // After a failure the other packs may never read what this pack
             // published; after a success they all have, and deleted it.
             if failed {
