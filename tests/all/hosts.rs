@@ -77,6 +77,21 @@ async fn health_of(api: &Api) -> Value {
     api.get("/health").await.1
 }
 
+/// Waits until the cluster has `free` free slots: the packs of a failed
+/// flare on the surviving hosts were told, stopped and reported within a
+/// few seconds, long before their deadline.
+async fn slots_freed(api: &Api, free: u64) {
+    let failed = Instant::now();
+    loop {
+        let health = health_of(api).await;
+        if health["free_slots"] == free {
+            return;
+        }
+        assert!(failed.elapsed() < Duration::from_secs(5), "slots still held: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_flare_spans_two_host_daemons_through_each_broker() {
     let (controller, _hosts) = cluster("10000");
@@ -136,6 +151,10 @@ async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
         health["hosts"].as_array().expect("hosts").iter().filter_map(|h| h["state"].as_str()).collect();
     assert_eq!(states, ["down", "up"]);
     assert_eq!(health["slots"], 4);
+    slots_freed(&api, 4).await;
+    // What the surviving pack held is gone; the lost pack's keys expire.
+    let left = leftovers(BrokerKind::Redis, id, 2).await;
+    assert!(left.iter().all(|key| !key.ends_with(":inbox:1")), "{left:?}");
 }
 
 #[tokio::test]
@@ -156,4 +175,5 @@ async fn a_host_that_cannot_run_its_packs_fails_the_flare_at_once() {
     let message = results["failure"]["message"].as_str().expect("a message");
     assert!(message.contains("/dev/null/burst"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    slots_freed(&api, 8).await;
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Backend, BackendError, RabbitBackend, RedisBackend};
+use super::{Backend, BackendError, RabbitBackend, RedisBackend, within};
+use crate::Failure;
 
 /// A message broker the packs of a flare share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,4 +59,31 @@ pub async fn connect(
         BrokerKind::Redis => Arc::new(RedisBackend::connect(flare_id, pack_id, pack_count, options.clone()).await?),
         BrokerKind::RabbitMq => Arc::new(RabbitBackend::connect(flare_id, pack_id, pack_count, options.clone()).await?),
     })
+}
+
+/// How long [`abort_flare`] may take.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tells the packs `packs` of flare `flare_id` through its broker that the
+/// flare failed, from outside the flare: the controller, when it fails a
+/// flare whose packs still run on other hosts, so that they stop within a
+/// second instead of at their deadline. Packs that already closed are not
+/// recreated.
+///
+/// # Errors
+/// [`BackendError`] naming the broker, or a timeout.
+pub async fn abort_flare(
+    options: &BrokerOptions,
+    flare_id: &str,
+    packs: &[u32],
+    failure: &Failure,
+) -> Result<(), BackendError> {
+    let what = || format!("telling the packs of flare {flare_id} at {} that it failed", options.url);
+    let abort = async {
+        match options.kind {
+            BrokerKind::Redis => super::redis::abort_flare(options, flare_id, packs, failure).await,
+            BrokerKind::RabbitMq => super::rabbitmq::abort_flare(options, flare_id, packs, failure).await,
+        }
+    };
+    within(what, ABORT_TIMEOUT, abort).await
 }

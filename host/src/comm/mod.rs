@@ -27,7 +27,7 @@ mod reduce;
 mod worker;
 
 pub use backend::{Backend, BackendError, BoxFuture, Inbound, within};
-pub use broker::{BrokerKind, BrokerOptions, connect};
+pub use broker::{BrokerKind, BrokerOptions, abort_flare, connect};
 pub use envelope::{EVERY_PACK, Envelope, Kind};
 pub use error::CommError;
 pub use mailbox::{Account, Delivered, MESSAGE_OVERHEAD, Mailbox, Take};

@@ -216,6 +216,37 @@ impl RabbitBackend {
     }
 }
 
+/// Tells the packs `packs` of flare `flare_id` that the flare failed, from
+/// outside it (see
+/// [`redis::abort_flare`](super::redis::abort_flare)). Queues are not
+/// declared: a pack that closed and deleted its queue is not recreated.
+///
+/// # Errors
+/// [`BackendError::Io`] naming the URL.
+pub async fn abort_flare(
+    options: &BrokerOptions,
+    flare_id: &str,
+    packs: &[u32],
+    failure: &Failure,
+) -> Result<(), BackendError> {
+    check_flare_id(flare_id)?;
+    let failed = io_error(&options.url);
+    let connection = open_connection(&options.url).await?;
+    let channel = connection.create_channel().await.map_err(&failed)?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(&failed)?;
+    let frame = frame::encode_abort(flare_id, failure);
+    for &pack in packs {
+        let queue = queue_name(flare_id, pack);
+        let options = BasicPublishOptions::default();
+        let confirm = channel
+            .basic_publish("".into(), queue.as_str().into(), options, &frame, BasicProperties::default())
+            .await
+            .map_err(&failed)?;
+        confirm.await.map_err(&failed)?;
+    }
+    connection.close(200, "flare aborted".into()).await.map_err(&failed)
+}
+
 /// Opens one connection to the broker at `url`.
 async fn open_connection(url: &str) -> Result<Connection, BackendError> {
     Connection::connect(url, ConnectionProperties::default()).await.map_err(io_error(url))

@@ -235,18 +235,8 @@ impl RedisBackend {
         .await
     }
 
-    /// Adds to `pipe` the write of `frame` to the inbox of `to_pack`, which
-    /// is dropped if that pack has closed.
     fn push_command(&self, pipe: &mut redis::Pipeline, to_pack: u32, frame: impl redis::ToRedisArgs) {
-        pipe.cmd("EVAL")
-            .arg(PUSH)
-            .arg(2)
-            .arg(registry_key(&self.flare_id))
-            .arg(inbox_key(&self.flare_id, to_pack))
-            .arg(to_pack)
-            .arg(self.expiry())
-            .arg(frame)
-            .ignore();
+        push_command(pipe, &self.flare_id, to_pack, self.expiry(), frame);
     }
 
     /// Appends one small frame to every other pack's inbox, in one round trip.
@@ -325,6 +315,46 @@ impl RedisBackend {
         }
         Ok(message)
     }
+}
+
+/// Adds to `pipe` the write of `frame` to the inbox of `to_pack` in flare
+/// `flare_id`, which is dropped if that pack has closed.
+fn push_command(pipe: &mut redis::Pipeline, flare_id: &str, to_pack: u32, expiry: u64, frame: impl redis::ToRedisArgs) {
+    pipe.cmd("EVAL")
+        .arg(PUSH)
+        .arg(2)
+        .arg(registry_key(flare_id))
+        .arg(inbox_key(flare_id, to_pack))
+        .arg(to_pack)
+        .arg(expiry)
+        .arg(frame)
+        .ignore();
+}
+
+/// Tells the packs `packs` of flare `flare_id` that the flare failed, from
+/// outside it: the controller, when it fails a flare whose packs run (or
+/// are about to) on hosts that would otherwise wait for their deadline. A
+/// pack that has not joined yet finds the abort when it does; one that
+/// closed is not recreated.
+///
+/// # Errors
+/// [`BackendError::Io`] naming the URL.
+pub async fn abort_flare(
+    options: &BrokerOptions,
+    flare_id: &str,
+    packs: &[u32],
+    failure: &Failure,
+) -> Result<(), BackendError> {
+    check_flare_id(flare_id)?;
+    let url = options.url.as_str();
+    let client = redis::Client::open(url).map_err(io_error(url))?;
+    let mut connection = client.get_multiplexed_async_connection().await.map_err(io_error(url))?;
+    let (frame, expiry) = (frame::encode_abort(flare_id, failure), (options.deadline + EXPIRY_MARGIN).as_secs());
+    let mut pipe = redis::pipe();
+    for &pack in packs {
+        push_command(&mut pipe, flare_id, pack, expiry, &frame[..]);
+    }
+    pipe.query_async::<()>(&mut connection).await.map_err(io_error(url))
 }
 
 /// What one frame from the inbox amounts to.
