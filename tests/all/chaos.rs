@@ -1,20 +1,24 @@
 //! Brokers that misbehave: a TCP proxy on loopback between the packs and
 //! a real broker freezes connections (bytes stop moving both ways, sockets
-//! stay open) or cuts them. Whatever it does, a flare ends within its
-//! deadline plus the cleanup budget, and what could not be deleted is left
-//! only with its expiry.
+//! stay open) or cuts them, and a private RabbitMQ node is killed mid-flare.
+//! Whatever happens, a flare ends within its deadline plus the cleanup
+//! budget (at once when the broker is gone), and what could not be deleted
+//! is left only with its expiry.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use burst_host::FailureKind;
 use burst_host::comm::{BrokerKind, CLEANUP_TIMEOUT};
+use burst_host::result::now_us;
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::brokers::{leftovers, unique_flare_id};
-use crate::support::guest_path;
+use crate::brokers::{connect_all, leftovers, options, unique_flare_id};
+use crate::support::{fixtures, guest_path, hello, outputs, runtime};
 
 /// What the proxy does with the bytes of every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,4 +191,122 @@ async fn remove_with_expiry(kind: BrokerKind, left: &[String]) {
             }
         }
     }
+}
+
+/// A private RabbitMQ node of this test process (its own node name, ports
+/// and data directory), so that a test can kill it without disturbing the
+/// shared broker. Started again with the same name, it finds its data.
+pub struct PrivateRabbit {
+    port: u16,
+    dir: std::path::PathBuf,
+    node: Option<std::process::Child>,
+}
+
+impl PrivateRabbit {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("burst-rabbit-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        // The server drops to the `rabbitmq` user, which must be able to write there.
+        Command::new("chmod").arg("777").arg(&dir).status().expect("chmod");
+        let mut rabbit = Self { port, dir, node: None };
+        rabbit.boot();
+        rabbit
+    }
+
+    fn boot(&mut self) {
+        use std::os::unix::process::CommandExt as _;
+        let dir = |name: &str| self.dir.join(name);
+        let node = Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", format!("burst-test-{}@localhost", self.port))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir("plugins"))
+            .env("RABBITMQ_FEATURE_FLAGS_FILE", dir("feature_flags"))
+            .env("RABBITMQ_PID_FILE", dir("pid"))
+            .env("RABBITMQ_CONFIG_FILE", dir("none"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("rabbitmq-server is installed (.ci/run installs it)");
+        self.node = Some(node);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(90), "the private rabbitmq-server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills the node at once: its Erlang VM (which runs in a session of
+    /// its own, as the `rabbitmq` user) by the pid it wrote, then the
+    /// wrapper scripts in front of it.
+    pub fn kill(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
+            let _ = Command::new("kill").args(["-KILL", "--", pid.trim()]).status();
+            let _ = std::fs::remove_file(self.dir.join("pid"));
+        }
+        if let Some(mut node) = self.node.take() {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", node.id())]).status();
+            let _ = node.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.boot();
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_node_killed_mid_flare_fails_the_flare_and_a_restarted_one_serves_the_next() {
+    let mut rabbit = tokio::task::spawn_blocking(PrivateRabbit::start).await.expect("started");
+    let private = options(BrokerKind::RabbitMq, &rabbit.url(), 1 << 20, Duration::from_secs(30));
+    let (mut spec, backends) = connect_all(&private, 4, 2).await;
+    spec.inputs = vec![Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#); 4];
+    let run = tokio::spawn(async move { burst_host::run_flare_over(runtime(), fixtures(), &spec, backends).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed_at = now_us();
+    let mut rabbit = tokio::task::spawn_blocking(move || {
+        rabbit.kill();
+        rabbit
+    })
+    .await
+    .expect("killed");
+    let result = tokio::time::timeout(Duration::from_secs(20), run).await.expect("nothing hangs").expect("task");
+    let result = result.expect("valid spec");
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!(failure.kind, FailureKind::Backend, "{failure}");
+    assert!(failure.at_us < killed_at + 1_000_000, "failed {} µs after the kill", failure.at_us - killed_at);
+    for w in &result.workers {
+        assert!(w.end_us <= failure.at_us + 1_000_000, "worker {} ended late", w.worker_id);
+    }
+    rabbit = tokio::task::spawn_blocking(move || {
+        rabbit.restart();
+        rabbit
+    })
+    .await
+    .expect("restarted");
+    let (mut spec, backends) = connect_all(&private, 4, 2).await;
+    spec.inputs = vec![Bytes::from_static(b"null"); 4];
+    let result = burst_host::run_flare_over(runtime(), hello(), &spec, backends).await.expect("valid spec");
+    assert_eq!(outputs(&result)[3]["sum_of_ids"], 6);
 }

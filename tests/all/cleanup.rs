@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use burst_host::comm::frame::encode_abort;
-use burst_host::comm::{self, BackendError, BrokerKind, Envelope};
+use burst_host::comm::{self, BackendError, Envelope};
 use burst_host::{Failure, FailureKind};
 use bytes::Bytes;
 
@@ -30,20 +30,21 @@ async fn an_abort_or_a_message_to_a_closed_pack_does_not_recreate_it() {
 }
 
 #[tokio::test]
-async fn a_flare_id_whose_state_is_still_in_redis_is_refused() {
-    let kind = BrokerKind::Redis;
-    let options = options(kind, kind.default_url(), 1024, Duration::from_secs(30));
-    let flare_id = unique_flare_id("reused");
-    let first = comm::connect(&options, &flare_id, 0, 2).await.expect("the first pack 0 joins");
-    let again = comm::connect(&options, &flare_id, 0, 2).await.err().expect("a second pack 0 is refused");
-    assert!(matches!(&again, BackendError::InUse(m) if m.contains(&flare_id)), "{again}");
-    let second = comm::connect(&options, &flare_id, 1, 2).await.expect("pack 1 joins");
-    first.close(false).await.expect("closes");
-    second.close(false).await.expect("closes");
-    assert_eq!(leftovers(kind, &flare_id, 2).await, Vec::<String>::new());
-    let reused = comm::connect(&options, &flare_id, 0, 1).await.expect("once all closed, the id is free");
-    reused.close(false).await.expect("closes");
-    assert_eq!(leftovers(kind, &flare_id, 1).await, Vec::<String>::new());
+async fn a_flare_id_in_use_is_refused() {
+    for kind in BROKERS {
+        let options = options(kind, kind.default_url(), 1024, Duration::from_secs(30));
+        let flare_id = unique_flare_id("reused");
+        let first = comm::connect(&options, &flare_id, 0, 2).await.expect("the first pack 0 joins");
+        let again = comm::connect(&options, &flare_id, 0, 2).await.err().expect("a second pack 0 is refused");
+        assert!(matches!(&again, BackendError::InUse(m) if m.contains(&flare_id)), "{kind:?}: {again}");
+        let second = comm::connect(&options, &flare_id, 1, 2).await.expect("pack 1 joins");
+        first.close(false).await.expect("closes");
+        second.close(false).await.expect("closes");
+        assert_eq!(leftovers(kind, &flare_id, 2).await, Vec::<String>::new(), "{kind:?}");
+        let reused = comm::connect(&options, &flare_id, 0, 1).await.expect("once all closed, the id is free");
+        reused.close(false).await.expect("closes");
+        assert_eq!(leftovers(kind, &flare_id, 1).await, Vec::<String>::new(), "{kind:?}");
+    }
 }
 
 #[tokio::test]

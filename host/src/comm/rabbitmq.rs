@@ -19,7 +19,10 @@
 //! deliveries of the consumer. Queues expire after [`QUEUE_EXPIRY`] unused
 //! as a backstop (the same for every process of a flare, whatever its own
 //! deadline: a queue's arguments must agree between all its declarers), and
-//! a pack deletes its queue when it closes.
+//! a pack deletes its queue when it closes. While it runs, a pack holds an
+//! exclusive queue `burst.{flare_id}.member.{pack_id}` (deleted with its
+//! connection), so a second process claiming the same pack of the same
+//! flare is refused.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -110,6 +113,20 @@ impl RabbitBackend {
         let publisher = publishing.create_channel().await.map_err(&failed)?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(&failed)?;
         let receiving = consuming.create_channel().await.map_err(&failed)?;
+        // Membership: an exclusive queue lives as long as this connection,
+        // and a second pack of the same flare and id cannot declare it.
+        let member = format!("burst.{flare_id}.member.{pack_id}");
+        let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        receiving.queue_declare(member.as_str().into(), exclusive, FieldTable::default()).await.map_err(|error| {
+            if error.to_string().contains("RESOURCE_LOCKED") {
+                BackendError::InUse(format!(
+                    "flare {flare_id} already has a pack {pack_id} connected to rabbitmq at {url}: another run uses \
+                     this flare id"
+                ))
+            } else {
+                failed(error)
+            }
+        })?;
         receiving.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(&failed)?;
         let backend_queue = queue_name(flare_id, pack_id);
         for pack in 0..pack_count {
