@@ -278,7 +278,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_node_killed_mid_flare_fails_the_flare_and_a_restarted_one_serves_the_next() {
-    let rabbit = tokio::task::spawn_blocking(PrivateRabbit::start).await.expect("started");
+    let mut rabbit = tokio::task::spawn_blocking(PrivateRabbit::start).await.expect("started");
     let private = options(BrokerKind::RabbitMq, &rabbit.url(), 1 << 20, Duration::from_secs(30));
     let (mut spec, backends) = connect_all(&private, 4, 2).await;
     spec.inputs = vec![Bytes::from_static(br#"{"scenario": "fail_wait_forever"}"#); 4];
