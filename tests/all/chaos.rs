@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::brokers::{connect_all, leftovers, options, unique_flare_id};
-use crate::support::{fixtures, guest_path, hello, outputs, runtime};
+use crate::support::{fixtures, guest_path, hello, microbench, outputs, runtime};
 
 /// What the proxy does with the bytes of every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,4 +310,91 @@ async fn a_rabbitmq_node_killed_mid_flare_fails_the_flare_and_a_restarted_one_se
     spec.inputs = vec![Bytes::from_static(b"null"); 4];
     let result = burst_host::run_flare_over(runtime(), hello(), &spec, backends).await.expect("valid spec");
     assert_eq!(outputs(&result)[3]["sum_of_ids"], 6);
+}
+
+/// A small deterministic generator: a failing round is replayed from its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// What the proxy does to a flare, and when.
+#[derive(Debug)]
+enum Trouble {
+    /// Holds every byte for a while, then lets them through.
+    Freeze(Duration),
+    /// Closes every connection; new ones get through.
+    Cut,
+    /// Short stalls, again and again.
+    Stutter(u32),
+}
+
+async fn make(proxy: &Proxy, trouble: &Trouble) {
+    match *trouble {
+        Trouble::Freeze(hold) => {
+            proxy.set(Mode::Frozen);
+            tokio::time::sleep(hold).await;
+        }
+        Trouble::Cut => {
+            proxy.set(Mode::Cut);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Trouble::Stutter(times) => {
+            for _ in 0..times {
+                proxy.set(Mode::Frozen);
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                proxy.set(Mode::Flowing);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    proxy.set(Mode::Flowing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flares_through_a_misbehaving_proxy_succeed_exactly_or_fail_as_backend_and_leave_nothing() {
+    let (size, iterations) = (200_000u64, 10u64);
+    let input =
+        Bytes::from(serde_json::json!({"primitive": "all-to-all", "size": size, "iterations": iterations}).to_string());
+    let deadline = Duration::from_secs(8);
+    for kind in [BrokerKind::Redis, BrokerKind::RabbitMq] {
+        for seed in 1..=4u64 {
+            let mut random = Lcg(seed * 7919);
+            let trouble = match random.below(3) {
+                0 => Trouble::Freeze(Duration::from_millis(100 + random.below(1500))),
+                1 => Trouble::Cut,
+                _ => Trouble::Stutter(5 + random.below(20) as u32),
+            };
+            let after = Duration::from_millis(random.below(300));
+            let proxy = Proxy::start(upstream(kind)).await;
+            let (mut spec, backends) = connect_all(&options(kind, &proxy.url(kind), 64 << 10, deadline), 4, 2).await;
+            spec.inputs = vec![input.clone(); 4];
+            let started = Instant::now();
+            let chaos = async {
+                tokio::time::sleep(after).await;
+                make(&proxy, &trouble).await;
+            };
+            let (result, ()) =
+                tokio::join!(burst_host::run_flare_over(runtime(), microbench(), &spec, backends), chaos);
+            let result = result.expect("valid spec");
+            let took = started.elapsed();
+            let case = format!("{kind:?}, seed {seed}: {trouble:?} after {after:?}");
+            assert!(took < deadline + 2 * CLEANUP_TIMEOUT + Duration::from_secs(2), "{case}: took {took:?}");
+            match &result.failure {
+                None => {
+                    for (worker, output) in (0..).zip(outputs(&result)) {
+                        assert_eq!(output["worker_id"], worker, "{case}");
+                        assert_eq!(output["checked_bytes"], 4 * size * iterations, "{case}");
+                    }
+                }
+                Some(failure) => assert_eq!(failure.kind, FailureKind::Backend, "{case}: {failure}"),
+            }
+            drop(proxy);
+            assert_eq!(leftovers(kind, &spec.flare_id, 2).await, Vec::<String>::new(), "{case}");
+        }
+    }
 }

@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
-use burst_host::comm::{self, BrokerKind, BrokerOptions};
 use burst_host::result::now_us;
 use burst_host::{Failure, FailureKind, Limits};
 use serde_json::Value;
@@ -32,6 +30,8 @@ use super::store::{FlareRecord, Store, StoreError};
 use crate::api::{Assignment, BackendChoice, FlareDoc, FlareStatus, Health, HostDoc, PackPlacement};
 use crate::execute::execute;
 use crate::report::{PackReport, ResultDoc};
+
+mod abort;
 
 /// The id of the controller's embedded host.
 pub const EMBEDDED_HOST: &str = "local";
@@ -336,39 +336,6 @@ impl Cluster {
         }
         tracing::info!(flare_id = id, status = result.status.as_str(), "flare finished");
         live.status.send_replace(result.status);
-    }
-
-    /// Tells the packs of a failed flare that still run (on hosts whose
-    /// reports are missing) that it failed, through the flare's broker:
-    /// they stop within a second, report, and free their slots, instead of
-    /// waiting for their deadline.
-    fn abort_running(&self, job: &Job, waiting_on: &HashSet<String>, id: &str, failure: Failure) {
-        let url = match job.backend {
-            BackendChoice::Memory => return,
-            BackendChoice::Redis => self.config.redis_url.clone(),
-            BackendChoice::Rabbitmq => self.config.rabbitmq_url.clone(),
-        };
-        let kind = if job.backend == BackendChoice::Redis { BrokerKind::Redis } else { BrokerKind::RabbitMq };
-        let options = BrokerOptions {
-            kind,
-            url,
-            chunk_bytes: DEFAULT_CHUNK_BYTES,
-            deadline: Duration::from_millis(job.deadline_ms),
-            message_bytes: job.limits.message_bytes,
-        };
-        let running: Vec<u32> = (job.record.doc.placement.iter().flatten())
-            .filter(|pack| waiting_on.contains(&pack.host))
-            .map(|pack| pack.pack_id)
-            .collect();
-        let flare_id = id.to_owned();
-        tokio::spawn(async move {
-            match comm::abort_flare(&options, &flare_id, &running, &failure).await {
-                Ok(()) => tracing::info!(flare_id, "told the flare's running packs that it failed"),
-                Err(error) => {
-                    tracing::warn!(flare_id, %error, "could not tell the flare's running packs that it failed")
-                }
-            }
-        });
     }
 
     /// Starts queued flares, in order, while the head fits.

@@ -32,7 +32,7 @@ pub use envelope::{EVERY_PACK, Envelope, Kind};
 pub use error::CommError;
 pub use mailbox::{Account, Delivered, MESSAGE_OVERHEAD, Mailbox, Take};
 pub use memory::MemoryBroker;
-pub use pack::{CLEANUP_TIMEOUT, PackComm};
+pub use pack::{CLEANUP_TIMEOUT, CONCLUDE_SLACK, PackComm};
 pub use rabbitmq::RabbitBackend;
 pub use redis::RedisBackend;
 pub use reduce::{ReduceError, fold};

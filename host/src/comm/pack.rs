@@ -31,15 +31,6 @@ use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
 /// this, and what could not be deleted is left to expire.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long after the deadline a pack whose workers all returned still
-/// waits to hear that the other packs finished: the worker to blame fails
-/// at the deadline (or just after) in its own pack, and that failure must
-/// have time to arrive so that it, not this wait, is what the flare reports.
-pub const CONCLUDE_SLACK: Duration = Duration::from_secs(1);
-
-/// The rule a disagreement between workers breaks.
-const SAME_CALLS: &str = "every worker must call the same collectives in the same order with the same root";
-
 /// What every local worker of a collective round gets: the pack-level result.
 pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
 
@@ -47,23 +38,6 @@ struct Round {
     inputs: Vec<Option<Bytes>>,
     arrived: usize,
     waiters: Vec<oneshot::Sender<RoundOutput>>,
-}
-
-/// The collective calls of a pack's workers, as far as they agree so far.
-#[derive(Default)]
-struct Calls {
-    /// Calls some local worker entered and some has not, by number.
-    open: HashMap<u64, Call>,
-    /// Local workers that returned from `work`, and how many calls each made.
-    returned: Vec<(u32, u64)>,
-}
-
-/// A collective call as the first local worker to enter it made it.
-struct Call {
-    kind: Kind,
-    root: Option<u32>,
-    first: u32,
-    entered: u32,
 }
 
 /// The communication state of one pack of a flare.
@@ -90,6 +64,11 @@ pub struct PackComm {
     start_gate: Barrier,
     abort_task: Mutex<Option<JoinHandle<()>>>,
 }
+
+mod agreement;
+
+pub use agreement::CONCLUDE_SLACK;
+use agreement::Calls;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded maps are left consistent at every await-free step, so a
@@ -366,146 +345,6 @@ impl PackComm {
         output
     }
 
-    /// Local worker `local_index` enters collective call `seq`, of `kind`
-    /// with `root`. Every worker must call collectives in the same order
-    /// with the same root: a worker of this pack that disagrees with the
-    /// first one to enter the call fails the flare, named.
-    pub(crate) fn enter_collective(
-        &self,
-        seq: u64,
-        kind: Kind,
-        root: Option<u32>,
-        local_index: usize,
-    ) -> Result<(), CommError> {
-        let size = self.range().count;
-        let worker_id = self.range().first + local_index as u32;
-        let mut calls = lock(&self.calls);
-        let call = calls.open.entry(seq).or_insert(Call { kind, root, first: worker_id, entered: 0 });
-        let (first_kind, first_root, first) = (call.kind, call.root, call.first);
-        call.entered += 1;
-        if call.entered == size {
-            calls.open.remove(&seq);
-        }
-        let disagreement = if (first_kind, first_root) != (kind, root) {
-            Some((
-                worker_id,
-                format!(
-                    "worker {worker_id} called {} as collective call #{seq}, worker {first} called {}: {SAME_CALLS}",
-                    describe(kind, root),
-                    describe(first_kind, first_root),
-                ),
-            ))
-        } else {
-            calls.returned.iter().find(|(_, made)| *made <= seq).map(|&(gone, _)| {
-                (gone, format!("worker {gone} returned without calling {} (collective call #{seq}), which worker {worker_id} called", describe(kind, root)))
-            })
-        };
-        drop(calls);
-        match disagreement {
-            None => Ok(()),
-            Some((culprit, message)) => {
-                self.fail(Failure::new(Some(culprit), FailureKind::Protocol, message.clone()));
-                Err(if culprit == worker_id { CommError::InvalidArgument(message) } else { self.cancellation_error() })
-            }
-        }
-    }
-
-    /// Local worker `local_index` finished collective call `seq`: once every
-    /// local worker has, a message of that call nobody took is an orphan.
-    pub(crate) fn leave_collective(&self, seq: u64, local_index: usize) -> Result<(), CommError> {
-        let watermark = {
-            let mut finished = lock(&self.finished);
-            finished[local_index] = seq + 1;
-            finished.iter().copied().min().unwrap_or(0)
-        };
-        let orphan = lock(&self.mailbox).advance(watermark);
-        match orphan {
-            Some(envelope) => {
-                self.orphaned(&envelope);
-                Err(self.cancellation_error())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Local worker `local_index` returned from `work`: a collective call
-    /// another local worker entered, or enters later, and it did not will
-    /// never complete; the flare fails naming the worker that returned.
-    pub fn worker_returned(&self, local_index: usize) {
-        let made = lock(&self.finished)[local_index];
-        let worker_id = self.range().first + local_index as u32;
-        let mut calls = lock(&self.calls);
-        calls.returned.push((worker_id, made));
-        let missed =
-            calls.open.iter().filter(|(seq, _)| **seq >= made).min_by_key(|(seq, _)| **seq).map(|(seq, call)| {
-                format!(
-                    "worker {worker_id} returned without calling {} (collective call #{seq}), which worker {} called",
-                    describe(call.kind, call.root),
-                    call.first
-                )
-            });
-        drop(calls);
-        if let Some(message) = missed {
-            self.fail(Failure::new(Some(worker_id), FailureKind::Protocol, message));
-        }
-    }
-
-    /// Once every local worker has returned: tells the other packs this
-    /// pack sends nothing more and waits (until the deadline) to hear the
-    /// same from each of them, so that everything they sent here has
-    /// arrived; then a collective message still unread is an orphan. A
-    /// flare whose packs called different collectives fails here, in
-    /// every pack, instead of returning divergent results.
-    pub async fn conclude(&self) {
-        let others = self.layout.pack_count() - 1;
-        if others == 0 || self.failure().is_some() {
-            return;
-        }
-        if let Err(error) = self.backend.done().await {
-            self.backend_failed(&error);
-            return;
-        }
-        let heard_from_all = async {
-            loop {
-                let changed = self.done_changed.notified();
-                if lock(&self.done).len() as u32 >= others {
-                    return;
-                }
-                changed.await;
-            }
-        };
-        tokio::select! {
-            () = heard_from_all => {}
-            () = self.cancel.cancelled() => return,
-            () = tokio::time::sleep_until(self.deadline + CONCLUDE_SLACK) => {
-                let done = lock(&self.done).clone();
-                let missing: Vec<String> =
-                    (0..self.layout.pack_count()).filter(|p| *p != self.pack_id && !done.contains(p)).map(|p| p.to_string()).collect();
-                let message = format!("the deadline passed before pack(s) {} finished", missing.join(", "));
-                self.fail(Failure::new(None, FailureKind::Deadline, message));
-                return;
-            }
-        }
-        let orphan = lock(&self.mailbox).orphan_below(u64::MAX);
-        if let Some(envelope) = orphan {
-            self.orphaned(&envelope);
-        }
-    }
-
-    /// Fails the flare over a collective message nobody will take.
-    fn orphaned(&self, envelope: &Envelope) {
-        let dest = if envelope.dest == EVERY_PACK {
-            format!("pack {}", self.pack_id)
-        } else {
-            format!("worker {}", envelope.dest)
-        };
-        let message = format!(
-            "worker {} sent {dest} a message of {:?} (collective call #{}) that no worker of pack {} takes: {SAME_CALLS}",
-            envelope.source, envelope.kind, envelope.seq, self.pack_id
-        );
-        self.fail(Failure::new(Some(envelope.source), FailureKind::Protocol, message));
-    }
-
     /// Waits until the other packs have been told of this pack's failure, if
     /// any. Call it for every pack of a flare before closing any: telling a
     /// pack can recreate what it has already deleted.
@@ -611,13 +450,5 @@ impl PackComm {
         tracing::warn!(flare_id = %self.flare_id, pack_id = self.pack_id, %error, "backend failed");
         self.fail(Failure::new(None, kind, error.to_string()));
         comm_error
-    }
-}
-
-/// A collective as a person reads it: its kind, and its root if it has one.
-fn describe(kind: Kind, root: Option<u32>) -> String {
-    match root {
-        Some(root) => format!("{kind:?} with root {root}"),
-        None => format!("{kind:?}"),
     }
 }

@@ -57,6 +57,9 @@ const PUBLISH_WINDOW: usize = 32;
 /// because every declarer of a queue must pass the same arguments.
 pub const QUEUE_EXPIRY: Duration = Duration::from_secs(15 * 60);
 
+/// Pause between attempts to clean up after the broker failed.
+const CLEANUP_RETRY: Duration = Duration::from_millis(100);
+
 /// How long connecting (both connections, channels, the pack's queue and
 /// its consumer) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -343,9 +346,30 @@ impl Backend for RabbitBackend {
         Box::pin(async move {
             let failed = io_error(&self.options.url);
             let queue = queue_name(&self.flare_id, self.pack_id);
-            self.publisher.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.map_err(&failed)?;
-            self.consuming.close(200, "flare over".into()).await.map_err(&failed)?;
-            self.publishing.close(200, "flare over".into()).await.map_err(&failed)
+            let delete = QueueDeleteOptions::default();
+            let deleted = self.publisher.queue_delete(queue.as_str().into(), delete).await;
+            // Connections that failed have nothing left to close.
+            let _ = self.consuming.close(200, "flare over".into()).await;
+            let _ = self.publishing.close(200, "flare over".into()).await;
+            if deleted.is_ok() {
+                return Ok(());
+            }
+            // The flare's own connection may be what failed, or the broker
+            // may be back in a moment: deleting runs again on a fresh
+            // connection until it succeeds or the caller's deadline ends it.
+            loop {
+                tokio::time::sleep(CLEANUP_RETRY).await;
+                let attempt = async {
+                    let fresh = open_connection(&self.options.url).await?;
+                    let channel = fresh.create_channel().await.map_err(&failed)?;
+                    channel.queue_delete(queue.as_str().into(), delete).await.map_err(&failed)?;
+                    fresh.close(200, "flare over".into()).await.map_err(&failed)
+                };
+                match attempt.await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => tracing::debug!(flare_id = self.flare_id, %error, "cleanup failed; retrying"),
+                }
+            }
         })
     }
 }

@@ -35,6 +35,10 @@ use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 
+mod registry;
+
+pub use registry::{abort_flare, registry_key};
+
 use super::frame::{self, Frame, FrameParts, MAX_FLARE_ID, Reassembler};
 use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
 use crate::Failure;
@@ -54,6 +58,9 @@ const DRAIN_BATCH: usize = 16;
 /// number of chunks in host memory whatever the message size.
 const SEND_WINDOW: usize = 8;
 
+/// Pause between attempts to clean up after the broker failed.
+const CLEANUP_RETRY: Duration = Duration::from_millis(100);
+
 /// Extra lifetime of a flare's keys beyond its deadline.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -63,6 +70,7 @@ pub struct RedisBackend {
     pack_id: u32,
     pack_count: u32,
     options: BrokerOptions,
+    client: redis::Client,
     sender: MultiplexedConnection,
     receiver: tokio::sync::Mutex<Receiver>,
     reassembler: Mutex<Reassembler>,
@@ -77,30 +85,6 @@ pub struct RedisBackend {
 struct Receiver {
     connection: MultiplexedConnection,
     popped: VecDeque<Vec<u8>>,
-}
-
-/// Joins pack `ARGV[1]` to the registry `KEYS[1]` (expiring in `ARGV[2]`
-/// seconds); 0 if the pack was there already.
-const JOIN: &str = "if redis.call('HSETNX', KEYS[1], ARGV[1], 'open') == 0 then return 0 end \
-    redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1";
-
-/// Appends frame `ARGV[3]` to the inbox `KEYS[2]` of pack `ARGV[1]`
-/// (expiring in `ARGV[2]` seconds) unless the registry `KEYS[1]` says the
-/// pack closed.
-const PUSH: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == 'closed' then return 0 end \
-    redis.call('RPUSH', KEYS[2], ARGV[3]) redis.call('EXPIRE', KEYS[2], ARGV[2]) return 1";
-
-/// Deletes the inbox `KEYS[2]` of pack `ARGV[1]` and marks it closed in the
-/// registry `KEYS[1]`, which is deleted once all `ARGV[2]` packs closed.
-const CLOSE: &str = "redis.call('DEL', KEYS[2]) redis.call('HSET', KEYS[1], ARGV[1], 'closed') \
-    local closed = 0 \
-    for _, state in ipairs(redis.call('HVALS', KEYS[1])) do if state == 'closed' then closed = closed + 1 end end \
-    if closed >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[3]) end \
-    return closed";
-
-/// The registry key of flare `flare_id`.
-pub fn registry_key(flare_id: &str) -> String {
-    format!("burst:{flare_id}:packs")
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -164,16 +148,8 @@ impl RedisBackend {
         let sender = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
         let mut receiver = client.get_multiplexed_async_connection_with_config(&config).await.map_err(io_error(url))?;
         let expiry = (options.deadline + EXPIRY_MARGIN).as_secs();
-        let joined: i64 = redis::cmd("EVAL")
-            .arg(JOIN)
-            .arg(1)
-            .arg(registry_key(flare_id))
-            .arg(pack_id)
-            .arg(expiry)
-            .query_async(&mut receiver)
-            .await
-            .map_err(io_error(url))?;
-        if joined == 0 {
+        let joined = registry::join(&mut receiver, flare_id, pack_id, expiry).await.map_err(io_error(url))?;
+        if !joined {
             return Err(BackendError::InUse(format!(
                 "flare {flare_id} already has a pack {pack_id} in redis at {url}: another run uses this flare id, or \
                  one that ended less than {expiry} s ago left state there"
@@ -185,6 +161,7 @@ impl RedisBackend {
             pack_id,
             pack_count,
             options,
+            client,
             sender,
             receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
             reassembler: Mutex::new(Reassembler::new(max_message)),
@@ -236,7 +213,7 @@ impl RedisBackend {
     }
 
     fn push_command(&self, pipe: &mut redis::Pipeline, to_pack: u32, frame: impl redis::ToRedisArgs) {
-        push_command(pipe, &self.flare_id, to_pack, self.expiry(), frame);
+        registry::push(pipe, &self.flare_id, to_pack, self.expiry(), frame);
     }
 
     /// Appends one small frame to every other pack's inbox, in one round trip.
@@ -317,44 +294,22 @@ impl RedisBackend {
     }
 }
 
-/// Adds to `pipe` the write of `frame` to the inbox of `to_pack` in flare
-/// `flare_id`, which is dropped if that pack has closed.
-fn push_command(pipe: &mut redis::Pipeline, flare_id: &str, to_pack: u32, expiry: u64, frame: impl redis::ToRedisArgs) {
-    pipe.cmd("EVAL")
-        .arg(PUSH)
-        .arg(2)
-        .arg(registry_key(flare_id))
-        .arg(inbox_key(flare_id, to_pack))
-        .arg(to_pack)
-        .arg(expiry)
-        .arg(frame)
-        .ignore();
-}
-
-/// Tells the packs `packs` of flare `flare_id` that the flare failed, from
-/// outside it: the controller, when it fails a flare whose packs run (or
-/// are about to) on hosts that would otherwise wait for their deadline. A
-/// pack that has not joined yet finds the abort when it does; one that
-/// closed is not recreated.
-///
-/// # Errors
-/// [`BackendError::Io`] naming the URL.
-pub async fn abort_flare(
-    options: &BrokerOptions,
-    flare_id: &str,
-    packs: &[u32],
-    failure: &Failure,
-) -> Result<(), BackendError> {
-    check_flare_id(flare_id)?;
-    let url = options.url.as_str();
-    let client = redis::Client::open(url).map_err(io_error(url))?;
-    let mut connection = client.get_multiplexed_async_connection().await.map_err(io_error(url))?;
-    let (frame, expiry) = (frame::encode_abort(flare_id, failure), (options.deadline + EXPIRY_MARGIN).as_secs());
-    let mut pipe = redis::pipe();
-    for &pack in packs {
-        push_command(&mut pipe, flare_id, pack, expiry, &frame[..]);
+impl RedisBackend {
+    /// Leaves the registry and deletes the inbox; after a failure, also
+    /// what this pack published (the other packs may never read it; after
+    /// a success they all have, and deleted it).
+    async fn clean_up(&self, connection: &mut MultiplexedConnection, failed: bool) -> redis::RedisResult<()> {
+        registry::close(&self.flare_id, self.pack_id, self.pack_count, self.expiry())
+            .query_async::<()>(connection)
+            .await?;
+        if failed {
+            let published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            for (key, count) in published {
+                delete_publish(connection, &key, count).await?;
+            }
+        }
+        Ok(())
     }
-    pipe.query_async::<()>(&mut connection).await.map_err(io_error(url))
 }
 
 /// What one frame from the inbox amounts to.
@@ -472,28 +427,21 @@ impl Backend for RedisBackend {
 
     fn close(&self, failed: bool) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
+            // The flare's own connection may be what failed, or the broker
+            // may be back in a moment: cleanup (whose steps can all be
+            // repeated) runs again on a fresh connection until it succeeds
+            // or the caller's deadline ends it.
             let mut connection = self.sender.clone();
-            redis::cmd("EVAL")
-                .arg(CLOSE)
-                .arg(2)
-                .arg(registry_key(&self.flare_id))
-                .arg(inbox_key(&self.flare_id, self.pack_id))
-                .arg(self.pack_id)
-                .arg(self.pack_count)
-                .arg(self.expiry())
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(self.failed())?;
-            // After a failure the other packs may never read what this pack
-            // published; after a success they all have, and deleted it.
-            if failed {
-                let published =
-                    std::mem::take(&mut *self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-                for (key, count) in published {
-                    delete_publish(&mut connection, &key, count).await.map_err(self.failed())?;
+            loop {
+                match self.clean_up(&mut connection, failed).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => tracing::debug!(flare_id = self.flare_id, %error, "cleanup failed; retrying"),
+                }
+                tokio::time::sleep(CLEANUP_RETRY).await;
+                if let Ok(fresh) = self.client.get_multiplexed_async_connection().await {
+                    connection = fresh;
                 }
             }
-            Ok(())
         })
     }
 }
