@@ -167,7 +167,9 @@ impl PackComm {
     /// Records a failure that happened in this pack, releases every wait of
     /// the pack, and tells the other packs.
     pub fn fail(&self, failure: Failure) {
-        if self.record(failure.clone()) && self.layout.pack_count() > 1 {
+        let first = self.failure.set(failure.clone()).is_ok();
+        self.cancel.cancel();
+        if first && self.layout.pack_count() > 1 {
             let backend = Arc::clone(&self.backend);
             let flare_id = Arc::clone(&self.flare_id);
             let task = tokio::spawn(async move {
@@ -177,12 +179,6 @@ impl PackComm {
             });
             *lock(&self.abort_task) = Some(task);
         }
-    }
-
-    fn record(&self, failure: Failure) -> bool {
-        let first = self.failure.set(failure).is_ok();
-        self.cancel.cancel();
-        first
     }
 
     /// The error a wait returns once the flare has failed.
