@@ -1,6 +1,8 @@
 # burst: the controller with its embedded host (`burst serve`).
 #   docker build -t burst .
-#   docker run -p 8080:8080 -v burst-data:/var/lib/burst burst
+#   docker run -p 8080:8080 -v burst-data:/var/lib/burst -e BURST_TOKENS=me:SECRET burst
+# (it refuses to listen on 0.0.0.0 without tenant tokens: anyone who reached
+# it could run code; `burst serve --insecure-open` overrides that, loudly)
 # The same image runs a host daemon:
 #   docker run -e BURST_CLUSTER_TOKEN=... burst host --controller http://controller:8080 --slots 256
 

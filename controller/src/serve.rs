@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use burst_host::comm::BrokerKind;
 use clap::Args;
 
@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// RabbitMQ URL hosts use for flares with the rabbitmq backend.
     #[arg(long, env = "BURST_RABBITMQ_URL", default_value = BrokerKind::RabbitMq.default_url())]
     rabbitmq_url: String,
+    /// Listen on an address other machines can reach without any tenant
+    /// token: anyone who can connect may upload and run code.
+    #[arg(long)]
+    insecure_open: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -62,6 +66,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut tokens: Vec<String> = args.tokens.into_iter().collect();
     if let Some(path) = &args.tokens_file {
         tokens.push(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    if tokens.is_empty() && !args.listen.ip().is_loopback() {
+        if !args.insecure_open {
+            bail!(
+                "refusing to listen on {} without tenant tokens: anyone who can reach it could run code. Give \
+                 --tokens or --tokens-file, listen on a loopback address, or pass --insecure-open",
+                args.listen
+            );
+        }
+        tracing::warn!(listen = %args.listen, "INSECURE: listening without tenant tokens; anyone who can reach this address may upload and run code");
+        eprintln!("burst serve: WARNING: open to anyone who can reach {} (--insecure-open)", args.listen);
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let config = ServeConfig {

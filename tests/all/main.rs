@@ -13,6 +13,7 @@ mod cleanup;
 mod cli;
 mod cli_service;
 mod failures;
+mod hardening;
 mod hostile;
 mod hosts;
 mod load;

@@ -85,11 +85,15 @@ impl Auth {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme is
+/// case-insensitive (RFC 9110).
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header"))
 }
 

@@ -25,12 +25,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use burst_host::result::now_us;
 use burst_host::{Failure, FailureKind, LimitError, Limits, Runtime, RuntimeConfig};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,8 +47,21 @@ use self::store::Store;
 /// Longest deadline a flare may ask for.
 pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 
-/// Largest request body: a component at its cap, plus multipart framing.
+/// Largest request body of the upload route: a component at its cap, plus
+/// multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = (64 << 20) + (1 << 20);
+
+/// Largest request body of every other route (JSON documents).
+pub const MAX_JSON_BYTES: usize = 1 << 20;
+
+/// How long a client may take to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests served at once; the rest wait for a turn.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+/// How long a shutdown waits for the requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often hosts' liveness and overdue flares are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -116,13 +132,35 @@ async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route; see /openapi.json")
 }
 
+/// Refuses a request without the credential its route needs before any of
+/// its body is read: host routes take the cluster token, tenant routes a
+/// tenant's token (when tokens are configured). Handlers still derive the
+/// tenant from the same headers.
+async fn authenticate(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let checked = if path.starts_with("/v1/hosts") || path.starts_with("/v1/components/") {
+        service.auth.cluster(request.headers())
+    } else if path.starts_with("/v1/") {
+        service.auth.tenant(request.headers()).map(drop)
+    } else {
+        Ok(())
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Every route, with the OpenAPI document they make.
 fn router(service: Arc<Service>) -> anyhow::Result<Router> {
+    // Only the upload route takes a component; every other body is JSON.
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(definitions::deploy, definitions::get_definition, definitions::delete_definition))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(hosts::health))
         .routes(routes!(openapi_json))
         .routes(routes!(definitions::list_definitions))
-        .routes(routes!(definitions::deploy, definitions::get_definition, definitions::delete_definition))
         .routes(routes!(flares::create_flare, flares::list_flares))
         .routes(routes!(flares::get_flare))
         .routes(routes!(flares::get_results))
@@ -130,10 +168,17 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
         .routes(routes!(hosts::poll))
         .routes(routes!(hosts::report))
         .routes(routes!(hosts::component))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .merge(uploads)
         .split_for_parts();
     let json = api.to_pretty_json().context("writing the OpenAPI document")?;
     let _ = service.openapi.set(json);
-    Ok(router.fallback(no_route).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)).with_state(service))
+    Ok(router
+        .fallback(no_route)
+        .layer(middleware::from_fn_with_state(Arc::clone(&service), authenticate))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .with_state(service))
 }
 
 /// Runs the controller until SIGINT or SIGTERM.
@@ -178,9 +223,23 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // Tests and scripts read the address from this line (port 0 picks one).
     println!("burst serve: listening on http://{}", listener.local_addr()?);
     let maintenance = tokio::spawn(maintain(cluster, store, config.retention));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    // A graceful shutdown waits for requests in flight, but no longer than
+    // SHUTDOWN_GRACE: a client that stalls cannot keep the process alive.
+    let (stopping, stopped) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    };
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let served = tokio::select! {
+        served = serve.into_future() => served.context("serving HTTP"),
+        () = async { if stopped.await.is_ok() { tokio::time::sleep(SHUTDOWN_GRACE).await } else { std::future::pending().await } } => {
+            tracing::warn!("requests still in flight {SHUTDOWN_GRACE:?} after the signal; stopping anyway");
+            Ok(())
+        }
+    };
     maintenance.abort();
-    served.context("serving HTTP")
+    served
 }
 
 /// Marks silent hosts down, fails overdue flares, prunes old results.

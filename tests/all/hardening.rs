@@ -1,0 +1,96 @@
+//! The service against clients that misbehave: bodies sent without a
+//! credential, oversized JSON, stalled uploads, a controller asked to listen
+//! openly beyond loopback, and a shutdown while a client stalls.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::controller::{Controller, TempDir, burst_command};
+
+/// The controller's `BODY_TIMEOUT` and `SHUTDOWN_GRACE`
+/// (`controller/src/service/mod.rs`; the binary has no library to import).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Sends `head` and `body` on a raw connection to the controller at `url`
+/// and returns what it answers within `wait` (empty if nothing).
+async fn raw(url: &str, head: &str, body: &[u8], wait: Duration) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("the controller accepts");
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    stream.write_all(body).await.expect("body sent");
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(wait, stream.read(&mut answer)).await;
+    let n = read.map_or(0, |r| r.unwrap_or(0));
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+fn post(path: &str, length: usize, token: Option<&str>) -> String {
+    let auth = token.map(|t| format!("Authorization: bearer {t}\r\n")).unwrap_or_default();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: burst\r\nContent-Type: application/json\r\n{auth}Content-Length: {length}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_request_without_its_credential_is_refused_before_its_body_is_read() {
+    let controller = Controller::start(&[], &[("BURST_TOKENS", "a:token-a"), ("BURST_CLUSTER_TOKEN", "cluster")]);
+    // 60 MiB announced, none of it sent: the answer must not wait for it.
+    for path in ["/v1/flares", "/v1/hosts", "/v1/hosts/host-1/reports"] {
+        let answer = raw(&controller.url, &post(path, 60 << 20, None), b"", Duration::from_secs(3)).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer:?}");
+        assert!(answer.to_ascii_lowercase().contains("www-authenticate: bearer"), "{path}: {answer}");
+    }
+    // The scheme is case-insensitive; a JSON body above 1 MiB is refused.
+    let big = format!("{{\"definition\": \"x\", \"input\": \"{}\"}}", "a".repeat(3 << 19));
+    let answer =
+        raw(&controller.url, &post("/v1/flares", big.len(), Some("token-a")), big.as_bytes(), Duration::from_secs(10))
+            .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_its_body_is_cut_off() {
+    let controller = Controller::start(&[], &[]);
+    let started = Instant::now();
+    let answer = raw(&controller.url, &post("/v1/flares", 1000, None), b"{\"defin", Duration::from_secs(30)).await;
+    let waited = started.elapsed();
+    let limit = BODY_TIMEOUT + Duration::from_secs(3);
+    assert!(waited < limit, "held {waited:?} by a stalled body: {answer:?}");
+}
+
+#[test]
+fn an_open_controller_refuses_to_listen_beyond_loopback() {
+    let data = TempDir::new("burst-open");
+    let dir = data.0.display().to_string();
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["serve", "--listen", "0.0.0.0:0", "--data-dir", &dir].iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let out = burst_command(&args(&[]), &[]).output().expect("burst runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without tenant tokens"), "{stderr}");
+    let (mut child, line) = crate::controller::spawn_burst(&args(&["--insecure-open"]), &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("burst serve: listening on http://0.0.0.0:"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_stalled_client() {
+    let mut controller = Controller::start(&[], &[]);
+    let address = controller.url.trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&address).await.expect("connects");
+    stalled.write_all(post("/v1/flares", 1000, None).as_bytes()).await.expect("head");
+    stalled.write_all(b"{\"defin").await.expect("some body");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("kill").args(["-TERM", &controller.pid().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let limit = SHUTDOWN_GRACE + Duration::from_secs(3);
+    let exited = tokio::task::block_in_place(|| controller.exited_within(limit));
+    assert!(exited, "the controller was still running {limit:?} after SIGTERM");
+    drop(stalled);
+}
