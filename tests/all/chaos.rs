@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burst_host::FailureKind;
@@ -36,6 +37,8 @@ pub struct Proxy {
     port: u16,
     mode: watch::Sender<Mode>,
     accept: tokio::task::JoinHandle<()>,
+    /// Every connection's copying tasks, aborted (both ways at once) by a cut.
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Proxy {
@@ -44,20 +47,31 @@ impl Proxy {
         let port = listener.local_addr().expect("bound").port();
         let (mode, _) = watch::channel(Mode::Flowing);
         let modes = mode.clone();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let tasks = Arc::clone(&connections);
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if *modes.borrow() == Mode::Cut {
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else { continue };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(forward(client_read, server_write, modes.subscribe()));
-                tokio::spawn(forward(server_read, client_write, modes.subscribe()));
+                let up = tokio::spawn(forward(client_read, server_write, modes.subscribe()));
+                let down = tokio::spawn(forward(server_read, client_write, modes.subscribe()));
+                tasks.lock().expect("not poisoned").extend([up.abort_handle(), down.abort_handle()]);
             }
         });
-        Self { port, mode, accept }
+        Self { port, mode, accept, connections }
     }
 
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
+        if mode == Mode::Cut {
+            for connection in self.connections.lock().expect("not poisoned").drain(..) {
+                connection.abort();
+            }
+        }
     }
 
     /// The URL of `kind`'s default broker, through this proxy.
