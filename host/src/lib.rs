@@ -28,5 +28,5 @@ pub use engine::{GUEST_DATA_DIR, Runtime, RuntimeConfig};
 pub use flare::{FlareSpec, SpecError, run_flare, run_flare_over, run_pack};
 pub use layout::{LayoutError, PackLayout, PackRange};
 pub use limits::{LimitError, Limits};
-pub use program::{LoadError, Program};
+pub use program::{LoadError, Program, write_atomically};
 pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};

@@ -138,10 +138,23 @@ fn load_cached(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Component, L
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(cache_error)?;
     }
-    let partial = path.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, &artifact).map_err(cache_error)?;
-    std::fs::rename(&partial, path).map_err(cache_error)?;
+    write_atomically(path, &artifact).map_err(cache_error)?;
     // SAFETY: `artifact` was produced just now by this engine.
     #[allow(unsafe_code)]
     unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+/// Writes `bytes` to `path` all at once: into a temporary file of a unique
+/// name beside it (readable by this user only), then renamed over it, so
+/// readers never see a partial file and concurrent writers never share a
+/// temporary file.
+///
+/// # Errors
+/// The I/O error of creating, writing or renaming the file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    file.write_all(bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -94,3 +94,24 @@ async fn shutdown_does_not_wait_for_a_stalled_client() {
     assert!(exited, "the controller was still running {limit:?} after SIGTERM");
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_of_one_new_component_all_succeed() {
+    // Writers of the same new component once shared one temporary file name.
+    let controller = Controller::start(&[], &[]);
+    let api = controller.api(None);
+    let wasm = std::fs::read(crate::support::guest_path("hello")).expect("the guest was built");
+    let deploys = (0..24).map(|i| {
+        let (api, wasm) = (api.clone(), wasm.clone());
+        tokio::spawn(async move { api.deploy(&format!("same-{i}"), wasm, "").await })
+    });
+    let mut digests = std::collections::HashSet::new();
+    for deploy in deploys {
+        let (status, body) = deploy.await.expect("task");
+        assert_eq!(status, 201, "{body}");
+        digests.insert(body["versions"][0]["digest"].as_str().expect("a digest").to_owned());
+    }
+    assert_eq!(digests.len(), 1);
+    let results = api.flare_wait(serde_json::json!({"definition": "same-7", "burst_size": 4})).await;
+    crate::controller::check_hello(&results, 4, |_| 0);
+}

@@ -111,10 +111,7 @@ impl Store {
         if path.exists() {
             return Ok(());
         }
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        let io = |source| StoreError::Io { path: partial.clone(), source };
-        std::fs::write(&partial, wasm).map_err(io)?;
-        std::fs::rename(&partial, &path).map_err(io)
+        burst_host::write_atomically(&path, wasm).map_err(|source| StoreError::Io { path, source })
     }
 
     /// The bytes of a stored component.
