@@ -5,7 +5,10 @@
 //! are handled. `/openapi.json` is generated from these types and the
 //! handlers' annotations.
 
+use std::sync::Arc;
+
 use burst_host::{Failure, Limits};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -289,9 +292,10 @@ pub struct Assignment {
     pub pack_sizes: Vec<u32>,
     /// The packs this host runs.
     pub packs: Vec<u32>,
-    /// Inputs of the workers of `packs`, in worker-id order.
+    /// Inputs of the workers of `packs`, in worker-id order (workers given
+    /// the same input share one value in the controller's memory).
     #[schema(value_type = Vec<Object>)]
-    pub inputs: Vec<Value>,
+    pub inputs: Vec<Arc<Value>>,
     /// The flare's deadline in milliseconds from the start.
     pub deadline_ms: u64,
     /// Each worker's limits.

@@ -34,13 +34,20 @@ fn spec_of(assignment: &Assignment) -> Result<FlareSpec, Refusal> {
     let layout = Arc::new(PackLayout::from_sizes(&assignment.pack_sizes).map_err(|e| refuse(e.to_string()))?);
     let mut inputs = vec![Bytes::new(); layout.burst_size() as usize];
     let mut given = assignment.inputs.iter();
+    // Workers given the same input as the one before share its bytes.
+    let mut last: Option<(&serde_json::Value, Bytes)> = None;
     for &pack_id in &assignment.packs {
         if pack_id >= layout.pack_count() {
             return Err(refuse(format!("pack {pack_id} is not in the flare's {} packs", layout.pack_count())));
         }
         for worker in layout.pack(pack_id).workers() {
             let input = given.next().ok_or_else(|| refuse("fewer inputs than workers".into()))?;
-            inputs[worker as usize] = Bytes::from(input.to_string());
+            let bytes = match &last {
+                Some((value, bytes)) if *value == &**input => bytes.clone(),
+                _ => Bytes::from(input.to_string()),
+            };
+            last = Some((&**input, bytes.clone()));
+            inputs[worker as usize] = bytes;
         }
     }
     if given.next().is_some() {

@@ -115,3 +115,26 @@ async fn concurrent_deploys_of_one_new_component_all_succeed() {
     let results = api.flare_wait(serde_json::json!({"definition": "same-7", "burst_size": 4})).await;
     crate::controller::check_hello(&results, 4, |_| 0);
 }
+
+/// The controller's peak resident memory, in bytes.
+fn peak_rss(controller: &Controller) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", controller.pid())).expect("/proc");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number") << 10
+}
+
+#[tokio::test]
+async fn a_small_request_for_a_huge_burst_costs_the_controller_little() {
+    // A 10 KB input for 100,000 workers was once copied per worker (~1 GB)
+    // before admission refused it; the workers now share one value.
+    let controller = Controller::start(&["--slots", "8"], &[]);
+    let api = controller.api(None);
+    api.deploy_guest("hello", "hello").await;
+    let before = peak_rss(&controller);
+    let input = "x".repeat(10_000);
+    let request = serde_json::json!({"definition": "hello", "burst_size": 100_000, "input": input});
+    let (status, body) = api.post("/v1/flares", &request).await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("never_fits")), "{body}");
+    let grew = peak_rss(&controller).saturating_sub(before);
+    assert!(grew < 64 << 20, "the controller's peak grew by {} MiB", grew >> 20);
+}

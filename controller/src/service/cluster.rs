@@ -64,7 +64,7 @@ pub struct Job {
     /// The component to run.
     pub digest: String,
     /// One input per worker.
-    pub inputs: Vec<Value>,
+    pub inputs: Vec<Arc<Value>>,
     /// Deadline in milliseconds.
     pub deadline_ms: u64,
     /// Per-worker limits.

@@ -38,7 +38,9 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message)
 }
 
-fn inputs_of(request: &mut FlareRequest) -> Result<Vec<Value>, ApiError> {
+/// One input per worker; a `burst_size` flare's workers share one value,
+/// so a request's size, not its burst size, bounds what it holds.
+fn inputs_of(request: &mut FlareRequest) -> Result<Vec<Arc<Value>>, ApiError> {
     match (request.inputs.take(), request.burst_size) {
         (Some(_), Some(_)) => Err(bad("bad_inputs", "give either `inputs` or `burst_size`, not both")),
         (Some(_), None) if request.input.is_some() => {
@@ -49,11 +51,15 @@ fn inputs_of(request: &mut FlareRequest) -> Result<Vec<Value>, ApiError> {
             "bad_inputs",
             format!("`inputs` holds {} values, above the maximum burst size of {MAX_BURST_SIZE}", inputs.len()),
         )),
-        (Some(inputs), None) => Ok(inputs),
+        (Some(inputs), None) => Ok(inputs.into_iter().map(Arc::new).collect()),
         (None, Some(n)) if n == 0 || n > MAX_BURST_SIZE => {
             Err(bad("bad_burst_size", format!("burst_size {n} must be between 1 and {MAX_BURST_SIZE}")))
         }
-        (None, Some(n)) => Ok(vec![request.input.take().unwrap_or(Value::Null); n as usize]),
+        (None, Some(n)) => {
+            // Deliberately one value for every worker.
+            let shared = Arc::new(request.input.take().unwrap_or(Value::Null));
+            Ok(std::iter::repeat_n(shared, n as usize).collect())
+        }
         (None, None) => Err(bad("bad_inputs", "give `inputs` (one per worker) or `burst_size` and `input`")),
     }
 }
