@@ -254,6 +254,9 @@ pub struct Register {
 pub struct Registered {
     /// The id the host uses from now on.
     pub host_id: String,
+    /// This host's own credential: its polls and reports carry it as their
+    /// bearer token (the cluster token only registers).
+    pub host_token: String,
     /// The host is marked down when it has not polled for this long.
     pub timeout_ms: u64,
 }

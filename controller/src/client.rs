@@ -68,6 +68,11 @@ impl Client {
         Ok(Self { http, url: connection.url.trim_end_matches('/').to_owned(), token: connection.token.clone() })
     }
 
+    /// The same client presenting `token` instead.
+    pub fn with_token(&self, token: String) -> Self {
+        Self { token: Some(token), ..self.clone() }
+    }
+
     /// A request to `path` (which starts with `/`), authenticated.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.url));

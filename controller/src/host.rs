@@ -102,6 +102,8 @@ impl Daemon {
                     }
                 };
             let id = registered.host_id;
+            // Polls and reports carry this host's own credential.
+            let client = Arc::new(self.client.with_token(registered.host_token));
             println!("burst host: registered as {id} with {slots} slots");
             // Poll well within the timeout, so a slow answer never makes the
             // host look down.
@@ -109,12 +111,12 @@ impl Daemon {
             loop {
                 while running.try_join_next().is_some() {}
                 let path = format!("/v1/hosts/{id}/work?wait_ms={wait_ms}");
-                match self.client.get::<Vec<Assignment>>(&path).await {
+                match client.get::<Vec<Assignment>>(&path).await {
                     Ok(work) => {
                         for assignment in work {
-                            let daemon = Arc::clone(self);
+                            let (daemon, client) = (Arc::clone(self), Arc::clone(&client));
                             let id = id.clone();
-                            running.spawn(async move { daemon.run_assignment(&id, assignment).await });
+                            running.spawn(async move { daemon.run_assignment(&client, &id, assignment).await });
                         }
                     }
                     Err(ClientError::Api { code, .. }) if code == "unknown_host" => {
@@ -130,7 +132,7 @@ impl Daemon {
         }
     }
 
-    async fn run_assignment(&self, host_id: &str, assignment: Assignment) {
+    async fn run_assignment(&self, client: &Client, host_id: &str, assignment: Assignment) {
         let reports = match self.program(&assignment.digest).await {
             Ok(program) => execute(&self.runtime, &program, &assignment).await,
             Err(error) => {
@@ -141,7 +143,7 @@ impl Daemon {
         let body = HostReport { flare_id: assignment.flare_id.clone(), reports };
         let path = format!("/v1/hosts/{host_id}/reports");
         for attempt in 1..=REPORT_ATTEMPTS {
-            match self.client.send(self.client.request(Method::POST, &path).json(&body)).await {
+            match client.send(client.request(Method::POST, &path).json(&body)).await {
                 Ok(_) => return,
                 Err(error) => {
                     tracing::warn!(flare_id = assignment.flare_id, attempt, %error, "reporting failed");

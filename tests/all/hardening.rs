@@ -138,3 +138,56 @@ async fn a_small_request_for_a_huge_burst_costs_the_controller_little() {
     let grew = peak_rss(&controller).saturating_sub(before);
     assert!(grew < 64 << 20, "the controller's peak grew by {} MiB", grew >> 20);
 }
+
+#[tokio::test]
+async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
+    let controller = Controller::start(&["--slots", "0"], &[("BURST_CLUSTER_TOKEN", "cluster")]);
+    let (tenant, cluster) = (controller.api(None), controller.api(Some("cluster")));
+    tenant.deploy_guest("fixtures", "burst_fixtures").await;
+    let (status, alpha) = cluster.post("/v1/hosts", &serde_json::json!({"name": "alpha", "slots": 4})).await;
+    assert_eq!(status, 201, "{alpha}");
+    let (_, beta) = cluster.post("/v1/hosts", &serde_json::json!({"name": "beta", "slots": 4})).await;
+    let host = |doc: &serde_json::Value| doc["host_id"].as_str().expect("an id").to_owned();
+    let (alpha_id, beta_id) = (host(&alpha), host(&beta));
+    let alpha_api = controller.api(alpha["host_token"].as_str());
+    let beta_api = controller.api(beta["host_token"].as_str());
+    let request = serde_json::json!({
+        "definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 30000,
+    });
+    let (status, accepted) = tenant.post("/v1/flares", &request).await;
+    assert_eq!(status, 202, "{accepted}");
+    let flare_id = accepted["flare_id"].as_str().expect("an id").to_owned();
+    // Whichever host got the flare takes it; the other tries to forge.
+    let (_, work) = alpha_api.get(&format!("/v1/hosts/{alpha_id}/work")).await;
+    let (runner, runner_api, forger_id, forger_api) = if work.as_array().is_some_and(|w| !w.is_empty()) {
+        (alpha_id.clone(), &alpha_api, beta_id.clone(), &beta_api)
+    } else {
+        (beta_id.clone(), &beta_api, alpha_id.clone(), &alpha_api)
+    };
+    let report = |workers: serde_json::Value| {
+        serde_json::json!({"flare_id": flare_id, "reports": [{
+            "flare_id": flare_id, "workers": workers, "outputs": [], "bytes": {"local": 0, "remote": 0, "framing": 0},
+        }]})
+    };
+    let worker = |id: u32| serde_json::json!({"worker_id": id, "pack_id": 0, "start_us": 0, "end_us": 0});
+    // Another host's routes, with the cluster token or another host's credential.
+    assert_eq!(cluster.post(&format!("/v1/hosts/{runner}/reports"), &report(serde_json::json!([]))).await.0, 401);
+    assert_eq!(forger_api.get(&format!("/v1/hosts/{runner}/work")).await.0, 401);
+    // No embedded host here: nobody may report as one.
+    let (status, body) = cluster.post("/v1/hosts/local/reports", &report(serde_json::json!([]))).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_host")), "{body}");
+    // A host with no packs of the flare, and a flare that does not exist.
+    let (status, body) =
+        forger_api.post(&format!("/v1/hosts/{forger_id}/reports"), &report(serde_json::json!([worker(0)]))).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("not_assigned")), "{body}");
+    // The right host, the wrong workers: none, a stranger, or too few.
+    for workers in [serde_json::json!([worker(99_999)]), serde_json::json!([worker(0), worker(1)])] {
+        let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &report(workers)).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_report")), "{body}");
+    }
+    let (_, doc) = tenant.get(&format!("/v1/flares/{flare_id}")).await;
+    assert_eq!(doc["status"], "running", "forged reports changed nothing: {doc}");
+    let every = serde_json::json!([worker(0), worker(1), worker(2), worker(3)]);
+    let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &report(every)).await;
+    assert_eq!(status, 204, "{body}");
+}

@@ -87,7 +87,10 @@ impl Auth {
 
 /// The token of an `Authorization: Bearer TOKEN` header; the scheme is
 /// case-insensitive (RFC 9110).
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+///
+/// # Errors
+/// 401 without one.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

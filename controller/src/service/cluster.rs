@@ -103,6 +103,8 @@ struct Host {
 }
 
 struct Remote {
+    /// The credential issued at registration.
+    token: String,
     last_seen: Instant,
     inbox: Vec<Assignment>,
     wake: Arc<Notify>,
@@ -273,13 +275,42 @@ impl Cluster {
                     )]
                 }
             };
-            cluster.report(EMBEDDED_HOST, &assignment.flare_id, reports);
+            if let Err(error) = cluster.report(EMBEDDED_HOST, &assignment.flare_id, reports) {
+                tracing::error!(flare_id = assignment.flare_id, %error, "the embedded host's report was refused");
+            }
         });
     }
 
+    /// Whether `token` is the credential of the live remote host `host_id`.
+    ///
+    /// # Errors
+    /// [`UnknownHost`] when no such host is up.
+    pub fn is_host(&self, host_id: &str, token: &str) -> Result<bool, UnknownHost> {
+        let state = self.lock();
+        let host = state.hosts.iter().find(|h| h.id == host_id && h.up).ok_or(UnknownHost)?;
+        Ok(host.remote.as_ref().is_some_and(|remote| remote.token == token))
+    }
+
     /// A host's reports for the packs of a flare it ran; frees its slots.
-    pub fn report(self: &Arc<Self>, host_id: &str, flare_id: &str, mut reports: Vec<PackReport>) {
+    /// Accepted only for a flare that has packs on that host, and, while
+    /// the flare runs, only with exactly the workers of those packs.
+    ///
+    /// # Errors
+    /// [`ReportError`] naming what does not match; nothing changes then.
+    pub fn report(
+        self: &Arc<Self>,
+        host_id: &str,
+        flare_id: &str,
+        mut reports: Vec<PackReport>,
+    ) -> Result<(), ReportError> {
         let mut state = self.lock();
+        let host = state.hosts.iter_mut().find(|h| h.id == host_id).ok_or(ReportError::NotAssigned)?;
+        if !host.reserved.contains_key(flare_id) {
+            return Err(ReportError::NotAssigned);
+        }
+        if let Some(live) = state.live.get(flare_id) {
+            check_workers(live, host_id, &reports)?;
+        }
         if let Some(host) = state.hosts.iter_mut().find(|h| h.id == host_id) {
             host.reserved.remove(flare_id);
         }
@@ -301,6 +332,7 @@ impl Cluster {
             }
         }
         self.pump(&mut state);
+        Ok(())
     }
 
     /// Ends a live flare: merges its reports (plus `failure`, when the
@@ -361,12 +393,12 @@ impl Cluster {
     }
 
     /// Registers a remote host; answers its id.
-    pub fn register(self: &Arc<Self>, name: String, slots: u32) -> String {
+    pub fn register(self: &Arc<Self>, name: String, slots: u32, token: String) -> String {
         let mut state = self.lock();
         state.registered += 1;
         let id = format!("host-{}", state.registered);
         tracing::info!(host_id = id, name, slots, "host registered");
-        let remote = Remote { last_seen: Instant::now(), inbox: Vec::new(), wake: Arc::new(Notify::new()) };
+        let remote = Remote { token, last_seen: Instant::now(), inbox: Vec::new(), wake: Arc::new(Notify::new()) };
         state.hosts.push(Host {
             id: id.clone(),
             name,
@@ -493,6 +525,45 @@ fn decide(hosts: &[Host], shape: &Shape) -> Decision {
 }
 
 /// Takes a host's pending assignments, noting it was seen.
+/// Why a host's report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The flare has no packs on this host (or never existed).
+    #[error("this host runs no packs of that flare")]
+    NotAssigned,
+    /// The reported workers are not exactly those of the host's packs.
+    #[error("{0}")]
+    Workers(String),
+}
+
+/// The reports of a running flare's host must hold exactly the workers of
+/// its packs, each once, unless they say it could not run them at all.
+fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(), ReportError> {
+    if reports.is_empty() {
+        return Err(ReportError::Workers("a report must hold at least one pack".into()));
+    }
+    if reports.iter().all(|r| r.workers.is_empty() && r.failure.is_some()) {
+        return Ok(());
+    }
+    let placement = live.job.record.doc.placement.iter().flatten();
+    let mut expected: Vec<u32> =
+        placement.filter(|p| p.host == host_id).flat_map(|p| p.first..p.first + p.count).collect();
+    let mut reported: Vec<u32> = reports.iter().flat_map(|r| r.workers.iter().map(|w| w.worker_id)).collect();
+    expected.sort_unstable();
+    reported.sort_unstable();
+    if expected == reported {
+        Ok(())
+    } else {
+        Err(ReportError::Workers(format!(
+            "the report holds {} workers; this host ran {} (workers {}..={})",
+            reported.len(),
+            expected.len(),
+            expected.first().copied().unwrap_or(0),
+            expected.last().copied().unwrap_or(0)
+        )))
+    }
+}
+
 fn take_work(state: &mut State, host_id: &str) -> Result<Vec<Assignment>, UnknownHost> {
     let host = state.hosts.iter_mut().find(|h| h.id == host_id && h.up).ok_or(UnknownHost)?;
     let remote = host.remote.as_mut().ok_or(UnknownHost)?;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::Service;
+use super::cluster::ReportError;
 use super::error::ApiError;
 use crate::api::{Assignment, ErrorBody, Health, HostReport, Register, Registered};
 
@@ -59,9 +60,12 @@ pub async fn register(
         let message = format!("slots {} must be between 1 and {MAX_HOST_SLOTS}", register.slots);
         return Err(ApiError::bad_request("bad_slots", message));
     }
-    let host_id = service.cluster.register(register.name, register.slots);
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).map_err(ApiError::internal)?;
+    let host_token = hex::encode(secret);
+    let host_id = service.cluster.register(register.name, register.slots, host_token.clone());
     let timeout_ms = service.host_timeout.as_millis() as u64;
-    Ok((StatusCode::CREATED, Json(Registered { host_id, timeout_ms })))
+    Ok((StatusCode::CREATED, Json(Registered { host_id, host_token, timeout_ms })))
 }
 
 /// How long a poll may wait for work.
@@ -74,7 +78,7 @@ pub struct PollParams {
     wait_ms: u64,
 }
 
-fn unknown_host(host_id: &str) -> ApiError {
+pub(super) fn unknown_host(host_id: &str) -> ApiError {
     let message = format!("host `{host_id}` is not registered or was marked down; register again");
     ApiError::new(StatusCode::NOT_FOUND, "unknown_host", message)
 }
@@ -87,7 +91,7 @@ fn unknown_host(host_id: &str) -> ApiError {
     params(("host_id" = String, Path, description = "The host"), PollParams),
     responses(
         (status = 200, description = "Packs to run (maybe none)", body = Vec<Assignment>),
-        (status = 401, description = "No cluster token", body = ErrorBody),
+        (status = 401, description = "Not this host's credential", body = ErrorBody),
         (status = 404, description = "Unknown or down host", body = ErrorBody),
     )
 )]
@@ -95,9 +99,8 @@ pub async fn poll(
     State(service): State<Arc<Service>>,
     Path(host_id): Path<String>,
     Query(params): Query<PollParams>,
-    headers: HeaderMap,
 ) -> Result<Json<Vec<Assignment>>, ApiError> {
-    service.auth.cluster(&headers)?;
+    // The host's own credential was checked before the request got here.
     let wait = Duration::from_millis(params.wait_ms).min(MAX_POLL);
     let work = service.cluster.poll(&host_id, wait).await.map_err(|_| unknown_host(&host_id))?;
     Ok(Json(work))
@@ -112,20 +115,24 @@ pub async fn poll(
     request_body = HostReport,
     responses(
         (status = 204, description = "Recorded"),
-        (status = 400, description = "Malformed report", body = ErrorBody),
-        (status = 401, description = "No cluster token", body = ErrorBody),
+        (status = 400, description = "Malformed report, or not exactly the host's workers", body = ErrorBody),
+        (status = 401, description = "Not this host's credential", body = ErrorBody),
+        (status = 404, description = "Unknown or down host", body = ErrorBody),
+        (status = 409, description = "The flare has no packs on this host", body = ErrorBody),
     )
 )]
 pub async fn report(
     State(service): State<Arc<Service>>,
     Path(host_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    service.auth.cluster(&headers)?;
+    // The host's own credential was checked before the request got here.
     let report: HostReport =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-    service.cluster.report(&host_id, &report.flare_id, report.reports);
+    service.cluster.report(&host_id, &report.flare_id, report.reports).map_err(|error| match error {
+        ReportError::NotAssigned => ApiError::new(StatusCode::CONFLICT, "not_assigned", error.to_string()),
+        ReportError::Workers(_) => ApiError::bad_request("bad_report", error.to_string()),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -133,12 +133,20 @@ async fn no_route() -> ApiError {
 }
 
 /// Refuses a request without the credential its route needs before any of
-/// its body is read: host routes take the cluster token, tenant routes a
-/// tenant's token (when tokens are configured). Handlers still derive the
-/// tenant from the same headers.
+/// its body is read: a host's own routes take the credential it was issued
+/// at registration, registering and fetching components the cluster token,
+/// tenant routes a tenant's token (when tokens are configured). Handlers
+/// still derive the tenant from the same headers.
 async fn authenticate(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let checked = if path.starts_with("/v1/hosts") || path.starts_with("/v1/components/") {
+    let checked = if let Some(rest) = path.strip_prefix("/v1/hosts/") {
+        let host_id = rest.split('/').next().unwrap_or_default();
+        auth::bearer(request.headers()).and_then(|token| match service.cluster.is_host(host_id, token) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::unauthorized(format!("not the credential of host `{host_id}`"))),
+            Err(_) => Err(hosts::unknown_host(host_id)),
+        })
+    } else if path.starts_with("/v1/hosts") || path.starts_with("/v1/components/") {
         service.auth.cluster(request.headers())
     } else if path.starts_with("/v1/") {
         service.auth.tenant(request.headers()).map(drop)
