@@ -85,9 +85,11 @@ impl Program {
             return Err(LoadError::NotAComponent);
         }
         let digest = hex::encode(Sha256::digest(wasm));
-        let component = match cache_dir {
+        // A fresh artifact is cached only once the component passed every
+        // check: a refused component leaves nothing on disk.
+        let (component, fresh) = match cache_dir {
             Some(dir) => load_cached(engine, wasm, &dir.join(artifact_name(engine, &digest)))?,
-            None => compile(engine, wasm)?,
+            None => (compile(engine, wasm)?, None),
         };
         let imports = component.component_type();
         if let Some((name, _)) =
@@ -97,6 +99,13 @@ impl Program {
         }
         let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = WorkerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        if let Some((path, artifact)) = fresh {
+            let cache_error = |source| LoadError::Cache { path: path.clone(), source };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(cache_error)?;
+            }
+            write_atomically(&path, &artifact).map_err(cache_error)?;
+        }
         Ok(Self { pre, digest })
     }
 
@@ -120,28 +129,29 @@ fn artifact_name(engine: &Engine, digest: &str) -> String {
     format!("{digest}-{:016x}.cwasm", hasher.finish())
 }
 
-fn load_cached(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Component, LoadError> {
+/// The component from the artifact at `path`, or compiled afresh, with
+/// the artifact to cache at `path` once the component is accepted.
+type Loaded = (Component, Option<(PathBuf, Vec<u8>)>);
+
+fn load_cached(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Loaded, LoadError> {
     if path.exists() {
         // SAFETY: the file is one this function wrote: its name binds the
         // component's digest to this engine's compatibility hash, and it was
         // renamed into place only after being fully written.
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, path) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => return Ok((component, None)),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached artifact")
             }
         }
     }
     let artifact = engine.precompile_component(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let cache_error = |source| LoadError::Cache { path: path.to_owned(), source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(cache_error)?;
-    }
-    write_atomically(path, &artifact).map_err(cache_error)?;
     // SAFETY: `artifact` was produced just now by this engine.
     #[allow(unsafe_code)]
-    unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| LoadError::Compile(format!("{e:#}")))
+    let component =
+        unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    Ok((component, Some((path.to_owned(), artifact))))
 }
 
 /// Writes `bytes` to `path` all at once: into a temporary file of a unique

@@ -25,6 +25,12 @@ fn a_component_of_another_world_is_refused() {
     let empty_component = b"\0asm\x0d\0\x01\0";
     let result = runtime().load(empty_component, None);
     assert!(matches!(result, Err(LoadError::WrongWorld(_))), "got {:?}", result.err());
+    // Refused, it leaves no compiled artifact in the cache.
+    let cache = crate::controller::TempDir::new("burst-refused-cache");
+    let result = runtime().load(empty_component, Some(&cache.0));
+    assert!(matches!(result, Err(LoadError::WrongWorld(_))), "got {:?}", result.err());
+    let left: Vec<_> = std::fs::read_dir(&cache.0).expect("the cache dir").flatten().map(|e| e.path()).collect();
+    assert_eq!(left, Vec::<std::path::PathBuf>::new());
 }
 
 #[tokio::test]
