@@ -53,7 +53,7 @@ pub struct PackComm {
     /// Collective calls some local worker has entered and some has not.
     calls: Mutex<Calls>,
     /// Per local worker, the collective calls it has finished.
-    finished: Mutex<Vec<u64>>,
+    finished: Mutex<Progress>,
     /// The other packs that said they will send nothing more.
     done: Mutex<HashSet<u32>>,
     done_changed: Notify,
@@ -68,7 +68,7 @@ pub struct PackComm {
 mod agreement;
 
 pub use agreement::CONCLUDE_SLACK;
-use agreement::Calls;
+use agreement::{Calls, Progress};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded maps are left consistent at every await-free step, so a
@@ -97,7 +97,7 @@ impl PackComm {
             mailbox: Mutex::new(Mailbox::new(limits.buffered_bytes)),
             rounds: Mutex::default(),
             calls: Mutex::default(),
-            finished: Mutex::new(vec![0; layout.pack(pack_id).count as usize]),
+            finished: Mutex::new(Progress::new(layout.pack(pack_id).count as usize)),
             done: Mutex::default(),
             done_changed: Notify::new(),
             cancel: CancellationToken::new(),
@@ -254,6 +254,10 @@ impl PackComm {
     /// Delivers a message to the worker (or pack leader) `envelope.dest`:
     /// through memory when it is in this pack, through the backend otherwise.
     pub(crate) async fn route(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
+        if self.cancel.is_cancelled() {
+            // Nothing more leaves a failed pack: its peers may have closed.
+            return Err(self.cancellation_error());
+        }
         let to_pack = self.layout.pack_of(envelope.dest);
         if to_pack == self.pack_id {
             self.count_local(payload.len() as u64);

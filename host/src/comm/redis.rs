@@ -203,10 +203,23 @@ impl RedisBackend {
 
     /// Appends frames to the inbox of `to_pack`, refreshing its expiry with
     /// the last one.
+    ///
+    /// Data frames are plain `RPUSH`es, not the registry's script: a script
+    /// copies each megabyte-sized frame twice more inside Redis, which is
+    /// the bottleneck of the path between packs. A pack sends nothing once
+    /// its flare failed, and in a flare that succeeds no pack closes before
+    /// every other pack has sent its last frame; only a frame already in
+    /// flight when a failure is learned can reach a closed inbox, which it
+    /// leaves to expire.
     async fn push(&self, to_pack: u32, frames: Vec<FrameParts>) -> Result<(), BackendError> {
-        self.write_frames(frames, |_, frame| {
+        let key = inbox_key(&self.flare_id, to_pack);
+        let (last, expiry) = (frames.len() - 1, self.expiry());
+        self.write_frames(frames, |index, frame| {
             let mut pipe = redis::pipe();
-            self.push_command(&mut pipe, to_pack, frame);
+            pipe.rpush(&key, frame).ignore();
+            if index == last {
+                pipe.expire(&key, expiry as i64).ignore();
+            }
             pipe
         })
         .await

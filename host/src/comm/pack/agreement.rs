@@ -11,7 +11,7 @@
 //! reports, until every other pack says it is done too, so that a stray
 //! message cannot arrive after the pack has declared success.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::{EVERY_PACK, Envelope, Failure, FailureKind, Kind, PackComm, lock};
@@ -33,6 +33,40 @@ pub(super) struct Calls {
     open: HashMap<u64, Call>,
     /// Local workers that returned from `work`, and how many calls each made.
     returned: Vec<(u32, u64)>,
+}
+
+/// How many collective calls each local worker has finished, and how many
+/// workers stand at each count, so the pack's watermark (the fewest any
+/// worker finished) is a lookup, not a scan of the pack per call.
+pub(super) struct Progress {
+    finished: Vec<u64>,
+    workers_at: BTreeMap<u64, u32>,
+}
+
+impl Progress {
+    /// `workers` local workers, none of which finished a call.
+    pub(super) fn new(workers: usize) -> Self {
+        Self { finished: vec![0; workers], workers_at: BTreeMap::from([(0, workers as u32)]) }
+    }
+
+    /// Calls local worker `local_index` has finished.
+    fn made(&self, local_index: usize) -> u64 {
+        self.finished[local_index]
+    }
+
+    /// Records that local worker `local_index` finished call `seq`;
+    /// returns the new watermark.
+    fn finish(&mut self, local_index: usize, seq: u64) -> u64 {
+        let before = std::mem::replace(&mut self.finished[local_index], seq + 1);
+        if let Some(count) = self.workers_at.get_mut(&before) {
+            *count -= 1;
+            if *count == 0 {
+                self.workers_at.remove(&before);
+            }
+        }
+        *self.workers_at.entry(seq + 1).or_default() += 1;
+        self.workers_at.first_key_value().map_or(0, |(&fewest, _)| fewest)
+    }
 }
 
 /// A collective call as the first local worker to enter it made it.
@@ -91,11 +125,7 @@ impl PackComm {
     /// Local worker `local_index` finished collective call `seq`: once every
     /// local worker has, a message of that call nobody took is an orphan.
     pub(crate) fn leave_collective(&self, seq: u64, local_index: usize) -> Result<(), CommError> {
-        let watermark = {
-            let mut finished = lock(&self.finished);
-            finished[local_index] = seq + 1;
-            finished.iter().copied().min().unwrap_or(0)
-        };
+        let watermark = lock(&self.finished).finish(local_index, seq);
         let orphan = lock(&self.mailbox).advance(watermark);
         match orphan {
             Some(envelope) => {
@@ -110,7 +140,7 @@ impl PackComm {
     /// another local worker entered, or enters later, and it did not will
     /// never complete; the flare fails naming the worker that returned.
     pub fn worker_returned(&self, local_index: usize) {
-        let made = lock(&self.finished)[local_index];
+        let made = lock(&self.finished).made(local_index);
         let worker_id = self.range().first + local_index as u32;
         let mut calls = lock(&self.calls);
         calls.returned.push((worker_id, made));
@@ -139,21 +169,23 @@ impl PackComm {
         if others == 0 || self.failure().is_some() {
             return;
         }
-        if let Err(error) = self.backend.done().await {
-            self.backend_failed(&error);
-            return;
-        }
-        let heard_from_all = async {
+        let told_and_heard = async {
+            self.backend.done().await?;
             loop {
                 let changed = self.done_changed.notified();
                 if lock(&self.done).len() as u32 >= others {
-                    return;
+                    return Ok(());
                 }
                 changed.await;
             }
         };
         tokio::select! {
-            () = heard_from_all => {}
+            told = told_and_heard => {
+                if let Err(error) = told {
+                    self.backend_failed(&error);
+                    return;
+                }
+            }
             () = self.cancel.cancelled() => return,
             () = tokio::time::sleep_until(self.deadline + CONCLUDE_SLACK) => {
                 let done = lock(&self.done).clone();
@@ -190,5 +222,23 @@ fn describe(kind: Kind, root: Option<u32>) -> String {
     match root {
         Some(root) => format!("{kind:?} with root {root}"),
         None => format!("{kind:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn the_watermark_is_the_fewest_calls_any_worker_finished() {
+        let mut progress = Progress::new(3);
+        assert_eq!(progress.finish(0, 0), 0);
+        assert_eq!(progress.finish(1, 0), 0);
+        assert_eq!(progress.finish(2, 0), 1, "all three finished call 0");
+        assert_eq!(progress.finish(0, 1), 1);
+        assert_eq!(progress.finish(0, 2), 1, "one worker may run ahead");
+        assert_eq!(progress.finish(1, 1), 1);
+        assert_eq!(progress.finish(2, 1), 2);
+        assert_eq!((progress.made(0), progress.made(2)), (3, 2));
     }
 }
