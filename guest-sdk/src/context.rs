@@ -18,6 +18,25 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     postcard::from_bytes(bytes).map_err(|e| Error::Codec(format!("decoding a message of {} bytes: {e}", bytes.len())))
 }
 
+/// Receives the next message from `source` on `tag` a piece at a time: a
+/// message from another pack lands in this worker's memory as its frames
+/// arrive, instead of waiting whole in the host and being copied in at once
+/// at the end. A message that came whole is returned as it came.
+fn receive(source: u32, tag: u32) -> Result<Vec<u8>, Error> {
+    let (len, first) = comm::recv_first(source, tag)?;
+    if first.len() as u64 == len {
+        return Ok(first);
+    }
+    let len = usize::try_from(len).map_err(|_| Error::work(format!("a message of {len} bytes does not fit")))?;
+    let mut message = Vec::with_capacity(len);
+    message.extend_from_slice(&first);
+    drop(first);
+    while message.len() < len {
+        message.extend_from_slice(&comm::recv_more()?);
+    }
+    Ok(message)
+}
+
 fn decode_all<T: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<Vec<T>, Error> {
     parts.iter().map(|p| decode(p)).collect()
 }
@@ -97,7 +116,7 @@ impl Context {
     /// # Errors
     /// `InvalidWorker`, `Timeout`, `PeerFailed`.
     pub fn recv_bytes(&self, source: u32) -> Result<Vec<u8>, Error> {
-        Ok(comm::recv(source, 0)?)
+        receive(source, 0)
     }
 
     /// Sends on channel `tag`; messages of one (source, destination, tag)
@@ -116,7 +135,7 @@ impl Context {
     /// As [`send_tagged_bytes`](Self::send_tagged_bytes) and [`recv_bytes`](Self::recv_bytes).
     pub fn recv_tagged_bytes(&self, source: u32, tag: u32) -> Result<Vec<u8>, Error> {
         check_user_tag(tag)?;
-        Ok(comm::recv(source, tag)?)
+        receive(source, tag)
     }
 
     /// Sends a typed value to `dest`.
@@ -141,7 +160,7 @@ impl Context {
     }
 
     pub(crate) fn recv_reserved<T: DeserializeOwned>(&self, source: u32, tag: u32) -> Result<T, Error> {
-        decode(&comm::recv(source, tag)?)
+        decode(&receive(source, tag)?)
     }
 
     // Collectives on bytes.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Envelope;
+use super::message::{Message, Payload};
 use crate::Failure;
 
 /// A boxed future, so that backends can be chosen at run time.
@@ -22,8 +23,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Something that arrived for this pack.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A message for a worker (or the leader) of this pack.
-    Message(Envelope, Bytes),
+    /// A message for a worker (or the leader) of this pack, possibly still
+    /// arriving.
+    Message(Envelope, Message),
     /// Another pack failed the flare.
     Abort(Failure),
     /// Pack `.0`'s workers have all returned: it sends nothing more.
@@ -70,8 +72,14 @@ pub async fn within<T>(
 
 /// One pack's endpoint on the path between packs.
 pub trait Backend: Send + Sync + 'static {
-    /// Sends a message to pack `to_pack`.
-    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>>;
+    /// Sends a message to pack `to_pack`. A borrowed payload is read only
+    /// while the returned future runs, a chunk at a time.
+    fn send<'a>(
+        &'a self,
+        to_pack: u32,
+        envelope: Envelope,
+        payload: Payload<'a>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// Publishes a message that every *other* pack receives exactly once.
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>>;

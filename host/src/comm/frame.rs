@@ -14,17 +14,19 @@
 //! message whose frames the broker keeps elsewhere (a Redis publish is
 //! stored once and read by every other pack; its body is the key prefix of
 //! those frames), or [`DONE`] for the last frame a pack sends to each other
-//! pack (its `source` is the pack's id; no body). Decoding checks every field before it allocates; the
-//! reassembler appends chunks in order into one buffer of the announced
-//! length (the common case costs one copy per byte and no zeroing), holds
-//! only chunks that arrived early, drops duplicates (brokers deliver at least
-//! once), and accepts a message only when its chunks add up to the announced
-//! length.
+//! pack (its `source` is the pack's id; no body). Decoding checks every
+//! field before it allocates. The reassembler hands a message on at its
+//! first chunk and its chunks in order as they come (see
+//! [`message`](super::message)), holds only chunks that arrived early,
+//! drops duplicates (brokers deliver at least once), and fails a message
+//! whose chunks do not add up to its announced length.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::message::{Arriving, Message, Pieces};
 use super::{Envelope, Kind};
 use crate::Failure;
 
@@ -124,7 +126,15 @@ pub struct Chunk {
     pub bytes: Bytes,
 }
 
-fn put_header(out: &mut BytesMut, kind: u8, flare_id: &str, envelope: &Envelope, index: u32, count: u32, total: u64) {
+fn put_header(
+    out: &mut impl BufMut,
+    kind: u8,
+    flare_id: &str,
+    envelope: &Envelope,
+    index: u32,
+    count: u32,
+    total: u64,
+) {
     out.put_u8(MAGIC);
     out.put_u8(VERSION);
     out.put_u8(kind);
@@ -140,53 +150,89 @@ fn put_header(out: &mut BytesMut, kind: u8, flare_id: &str, envelope: &Envelope,
 }
 
 /// One frame of a message as two parts: its header, and its chunk of the
-/// payload (a slice of the message, not a copy). A transport that can write
-/// a frame from two pieces avoids copying the payload.
-#[derive(Clone, Debug)]
-pub struct FrameParts {
+/// payload (a slice of the sender's bytes, not a copy). A transport that
+/// can write a frame from two pieces copies the payload once, straight
+/// into its own buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameParts<'a> {
     /// The encoded header.
-    pub header: Bytes,
+    pub header: &'a [u8],
     /// The chunk's bytes.
-    pub body: Bytes,
+    pub body: &'a [u8],
 }
 
-/// Splits a message into frames of at most `chunk_bytes` payload each; an
-/// empty message is one frame. `flare_id` must be at most
-/// [`MAX_FLARE_ID`] bytes (callers check it once per flare).
-pub fn split_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<FrameParts> {
-    debug_assert!(flare_id.len() <= MAX_FLARE_ID);
-    let chunk_bytes = chunk_bytes.max(1);
-    let count = payload.len().div_ceil(chunk_bytes).max(1);
-    (0..count)
-        .map(|index| {
-            let body =
-                payload.slice((index * chunk_bytes).min(payload.len())..((index + 1) * chunk_bytes).min(payload.len()));
-            let mut header = BytesMut::with_capacity(FIXED_HEADER + flare_id.len());
-            put_header(
-                &mut header,
-                envelope.kind as u8,
-                flare_id,
-                envelope,
-                index as u32,
-                count as u32,
-                payload.len() as u64,
-            );
-            FrameParts { header: header.freeze(), body }
-        })
-        .collect()
+impl FrameParts<'_> {
+    /// Bytes of the frame.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+
+    /// Whether the frame is empty (never: a frame has a header).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame in one contiguous buffer, for a transport that needs one.
+    pub fn contiguous(&self) -> Vec<u8> {
+        [self.header, self.body].concat()
+    }
 }
 
-/// [`split_message`] with each frame in one contiguous buffer.
-pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &Bytes, chunk_bytes: usize) -> Vec<Bytes> {
-    split_message(flare_id, envelope, payload, chunk_bytes)
-        .into_iter()
-        .map(|parts| {
-            let mut frame = BytesMut::with_capacity(parts.header.len() + parts.body.len());
-            frame.put_slice(&parts.header);
-            frame.put_slice(&parts.body);
-            frame.freeze()
-        })
-        .collect()
+/// A message cut into frames of at most `chunk_bytes` payload each (an
+/// empty message is one frame), produced one at a time as a transport
+/// writes them: the headers are encoded up front, the payload is only
+/// sliced.
+pub struct Split<'a> {
+    headers: Vec<u8>,
+    header_len: usize,
+    payload: &'a [u8],
+    chunk_bytes: usize,
+}
+
+impl<'a> Split<'a> {
+    /// Frames of `payload` for `envelope`. `flare_id` must be at most
+    /// [`MAX_FLARE_ID`] bytes (callers check it once per flare).
+    pub fn new(flare_id: &str, envelope: &Envelope, payload: &'a [u8], chunk_bytes: usize) -> Self {
+        debug_assert!(flare_id.len() <= MAX_FLARE_ID);
+        let chunk_bytes = chunk_bytes.max(1);
+        let count = payload.len().div_ceil(chunk_bytes).max(1);
+        let header_len = FIXED_HEADER + flare_id.len();
+        let mut headers = Vec::with_capacity(header_len * count);
+        for index in 0..count {
+            let (index, count, total) = (index as u32, count as u32, payload.len() as u64);
+            put_header(&mut headers, envelope.kind as u8, flare_id, envelope, index, count, total);
+        }
+        Self { headers, header_len, payload, chunk_bytes }
+    }
+
+    /// Number of frames.
+    pub fn count(&self) -> usize {
+        self.headers.len() / self.header_len
+    }
+
+    /// Frame `index` (below [`count`](Self::count)).
+    pub fn frame(&self, index: usize) -> FrameParts<'_> {
+        let header = &self.headers[index * self.header_len..(index + 1) * self.header_len];
+        let end = ((index + 1) * self.chunk_bytes).min(self.payload.len());
+        let body = &self.payload[(index * self.chunk_bytes).min(end)..end];
+        FrameParts { header, body }
+    }
+
+    /// Every frame, in order.
+    pub fn frames(&self) -> impl ExactSizeIterator<Item = FrameParts<'_>> + '_ {
+        (0..self.count()).map(|index| self.frame(index))
+    }
+
+    /// Every frame in a contiguous buffer of its own, each made only when
+    /// it is asked for.
+    pub fn contiguous_frames(&self) -> impl ExactSizeIterator<Item = Vec<u8>> + '_ {
+        (0..self.count()).map(|index| self.frame(index).contiguous())
+    }
+}
+
+/// The frames of a message, each in one contiguous buffer.
+pub fn encode_message(flare_id: &str, envelope: &Envelope, payload: &[u8], chunk_bytes: usize) -> Vec<Bytes> {
+    Split::new(flare_id, envelope, payload, chunk_bytes).contiguous_frames().map(Bytes::from).collect()
 }
 
 /// The frame that tells other packs the flare failed.
@@ -310,23 +356,27 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
 struct Partial {
     count: u32,
     total_len: u64,
-    /// Chunks `0..next` are in `message`, in order.
+    /// Chunks `0..next` went to the receiver, in order.
     next: u32,
-    message: BytesMut,
+    passed_bytes: u64,
+    pieces: Pieces,
     /// Chunks that arrived before their turn, and their bytes.
     early: BTreeMap<u32, Bytes>,
     early_bytes: u64,
 }
 
 impl Partial {
-    fn append(&mut self, bytes: &[u8]) {
-        self.message.extend_from_slice(bytes);
+    fn pass(&mut self, bytes: Bytes) {
+        self.passed_bytes += bytes.len() as u64;
         self.next += 1;
+        self.pieces.push(bytes);
     }
 }
 
-/// Puts messages back together from chunks that arrive in any order, any
-/// number of times.
+/// Turns chunks that arrive in any order, any number of times, into
+/// messages: a message of one chunk whole, a longer one as an
+/// [`Arriving`] message at its first chunk, whose pieces (the chunks'
+/// own buffers, never copied) follow in order as they come.
 pub struct Reassembler {
     max_message: u64,
     partial: HashMap<Envelope, Partial>,
@@ -353,13 +403,13 @@ impl Reassembler {
         }
     }
 
-    /// Adds a chunk; returns the message once its last chunk arrived.
-    /// Chunks of a message already returned are dropped.
+    /// Adds a chunk; returns its message if this is the first chunk of it
+    /// seen. Chunks of a message already complete are dropped.
     ///
     /// # Errors
     /// [`FrameError::Inconsistent`] when chunks of one message disagree on
-    /// its shape or add up to more than its length.
-    pub fn add(&mut self, chunk: Chunk) -> Result<Option<(Envelope, Bytes)>, FrameError> {
+    /// its shape or add up to more or less than its length.
+    pub fn add(&mut self, chunk: Chunk) -> Result<Option<(Envelope, Message)>, FrameError> {
         if self.complete.contains(&chunk.envelope) {
             return Ok(None);
         }
@@ -381,24 +431,31 @@ impl Reassembler {
                 )));
             }
             self.completed(chunk.envelope);
-            return Ok(Some((chunk.envelope, chunk.bytes)));
+            return Ok(Some((chunk.envelope, Message::Whole(chunk.bytes))));
         }
-        if !self.partial.contains_key(&chunk.envelope) && self.partial.len() >= MAX_PARTIAL_MESSAGES {
-            return Err(FrameError::Inconsistent(format!(
-                "more than {MAX_PARTIAL_MESSAGES} messages in progress at once"
-            )));
-        }
-        // The length was checked against the message limit, and the number
-        // of messages in progress is capped; reserving it is address space
-        // until the chunks fill it.
-        let partial = self.partial.entry(chunk.envelope).or_insert_with(|| Partial {
-            count: chunk.count,
-            total_len: chunk.total_len,
-            next: 0,
-            message: BytesMut::with_capacity(chunk.total_len as usize),
-            early: BTreeMap::new(),
-            early_bytes: 0,
-        });
+        let mut first_seen = None;
+        let full = self.partial.len() >= MAX_PARTIAL_MESSAGES;
+        let partial = match self.partial.entry(chunk.envelope) {
+            Entry::Occupied(partial) => partial.into_mut(),
+            Entry::Vacant(_) if full => {
+                return Err(FrameError::Inconsistent(format!(
+                    "more than {MAX_PARTIAL_MESSAGES} messages in progress at once"
+                )));
+            }
+            Entry::Vacant(slot) => {
+                let (pieces, arriving) = Arriving::channel(chunk.total_len);
+                first_seen = Some((chunk.envelope, Message::Arriving(arriving)));
+                slot.insert(Partial {
+                    count: chunk.count,
+                    total_len: chunk.total_len,
+                    next: 0,
+                    passed_bytes: 0,
+                    pieces,
+                    early: BTreeMap::new(),
+                    early_bytes: 0,
+                })
+            }
+        };
         if (partial.count, partial.total_len) != (chunk.count, chunk.total_len) {
             return Err(FrameError::Inconsistent(format!(
                 "chunks of one message announce {} chunks / {} bytes and {} chunks / {} bytes",
@@ -406,35 +463,34 @@ impl Reassembler {
             )));
         }
         if chunk.index < partial.next || partial.early.contains_key(&chunk.index) {
-            return Ok(None);
+            return Ok(first_seen);
         }
-        let received = partial.message.len() as u64 + partial.early_bytes + chunk.bytes.len() as u64;
+        let received = partial.passed_bytes + partial.early_bytes + chunk.bytes.len() as u64;
         if received > partial.total_len {
             return Err(FrameError::Inconsistent(format!("chunks add up to more than {} bytes", partial.total_len)));
         }
         if chunk.index == partial.next {
-            partial.append(&chunk.bytes);
+            partial.pass(chunk.bytes);
             while let Some(bytes) = partial.early.remove(&partial.next) {
                 partial.early_bytes -= bytes.len() as u64;
-                partial.append(&bytes);
+                partial.pass(bytes);
             }
         } else {
             partial.early_bytes += chunk.bytes.len() as u64;
             partial.early.insert(chunk.index, chunk.bytes);
         }
         if partial.next < partial.count {
-            return Ok(None);
+            return Ok(first_seen);
         }
-        let Some(partial) = self.partial.remove(&chunk.envelope) else { return Ok(None) };
-        if partial.message.len() as u64 != partial.total_len {
+        if partial.passed_bytes != partial.total_len {
             return Err(FrameError::Inconsistent(format!(
                 "chunks add up to {} bytes, the message has {}",
-                partial.message.len(),
-                partial.total_len
+                partial.passed_bytes, partial.total_len
             )));
         }
+        self.partial.remove(&chunk.envelope);
         self.completed(chunk.envelope);
-        Ok(Some((chunk.envelope, partial.message.freeze())))
+        Ok(first_seen)
     }
 }
 

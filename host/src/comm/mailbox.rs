@@ -26,9 +26,9 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::message::Message;
 use super::{Envelope, Kind};
 
 /// What one stored message costs beyond its bytes: its slot, envelope and
@@ -51,13 +51,15 @@ impl Account {
     }
 }
 
-fn cost(payload: &Bytes) -> u64 {
-    payload.len() as u64 + MESSAGE_OVERHEAD
+/// A message still arriving is charged its whole announced length from
+/// its first frame on.
+fn cost(message: &Message) -> u64 {
+    message.len() + MESSAGE_OVERHEAD
 }
 
 enum Slot {
-    Arrived(Bytes),
-    Awaited(oneshot::Sender<Bytes>),
+    Arrived(Message),
+    Awaited(oneshot::Sender<Message>),
 }
 
 /// What [`Mailbox::deliver`] did with a message.
@@ -85,10 +87,10 @@ pub enum Delivered {
 /// What [`Mailbox::take`] found.
 #[derive(Debug)]
 pub enum Take {
-    /// The message had arrived.
-    Ready(Bytes),
+    /// The message had arrived (or begun to).
+    Ready(Message),
     /// Not yet: it will be sent on this receiver.
-    Pending(oneshot::Receiver<Bytes>),
+    Pending(oneshot::Receiver<Message>),
 }
 
 /// Messages of one pack, keyed by envelope.
@@ -131,8 +133,9 @@ impl Mailbox {
         })
     }
 
-    /// Hands `payload` to whoever takes `envelope`.
-    pub fn deliver(&mut self, envelope: Envelope, payload: Bytes) -> Delivered {
+    /// Hands `message` to whoever takes `envelope`.
+    pub fn deliver(&mut self, envelope: Envelope, message: impl Into<Message>) -> Delivered {
+        let payload = message.into();
         match self.slots.entry(envelope) {
             Entry::Vacant(slot) => {
                 if is_collective(&envelope) && envelope.seq < self.watermark {
@@ -208,7 +211,14 @@ fn is_collective(envelope: &Envelope) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+
+    fn whole(message: Message) -> Bytes {
+        let Message::Whole(bytes) = message else { panic!("messages in these tests arrive whole") };
+        bytes
+    }
 
     fn envelope(seq: u64) -> Envelope {
         Envelope::direct(0, seq, 1, 2)
@@ -219,7 +229,7 @@ mod tests {
         let mut mailbox = Mailbox::new(u64::MAX);
         assert_eq!(mailbox.deliver(envelope(0), Bytes::from_static(b"abc")), Delivered::Stored);
         let Take::Ready(payload) = mailbox.take(envelope(0)) else { panic!("expected a stored message") };
-        assert_eq!(&payload[..], b"abc");
+        assert_eq!(&whole(payload)[..], b"abc");
         assert!(mailbox.is_empty());
     }
 
@@ -229,7 +239,7 @@ mod tests {
         let Take::Pending(mut receiver) = mailbox.take(envelope(3)) else { panic!("nothing was sent yet") };
         assert!(receiver.try_recv().is_err());
         assert_eq!(mailbox.deliver(envelope(3), Bytes::from_static(b"xyz")), Delivered::Matched);
-        assert_eq!(&receiver.try_recv().expect("delivered")[..], b"xyz");
+        assert_eq!(&whole(receiver.try_recv().expect("delivered"))[..], b"xyz");
         assert!(mailbox.is_empty());
     }
 
@@ -243,7 +253,7 @@ mod tests {
         assert!(matches!(mailbox.take(collective), Take::Pending(_)));
         assert!(matches!(mailbox.take(other_tag), Take::Pending(_)));
         let Take::Ready(payload) = mailbox.take(envelope(0)) else { panic!("stored") };
-        assert_eq!(&payload[..], b"first");
+        assert_eq!(&whole(payload)[..], b"first");
     }
 
     #[test]
@@ -297,7 +307,7 @@ mod tests {
         let Take::Pending(_waiting) = mailbox.take(to(2, 1)) else { panic!("was refused, not stored") };
         assert_eq!(mailbox.deliver(to(2, 1), Bytes::from_static(b"67890")), Delivered::Matched);
         let Take::Ready(payload) = mailbox.take(to(2, 0)) else { panic!("stored") };
-        assert_eq!(&payload[..], b"012345");
+        assert_eq!(&whole(payload)[..], b"012345");
         assert_eq!(mailbox.deliver(to(2, 2), Bytes::from_static(b"abcdefghij")), Delivered::Stored);
         let Take::Ready(_) = mailbox.take(to(2, 2)) else { panic!("stored") };
         let Take::Ready(_) = mailbox.take(to(3, 0)) else { panic!("stored") };

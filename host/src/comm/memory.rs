@@ -2,7 +2,8 @@
 //! process (`burst run --granularity`).
 //!
 //! Each pack has an unbounded inbox; payloads move as refcounted `Bytes`, so
-//! nothing is copied, yet every message still takes the remote path and is
+//! nothing is copied (but a payload read in place from a sender's memory,
+//! once), yet every message still takes the remote path and is
 //! counted as remote by the pack that reads it — the byte counts of a flare
 //! are the same here as through a real broker.
 
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc};
 
+use super::message::{Message, Payload};
 use super::{Backend, BackendError, BoxFuture, Envelope, Inbound};
 use crate::Failure;
 
@@ -71,10 +73,15 @@ struct Endpoint {
 }
 
 impl Backend for Endpoint {
-    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn send<'a>(
+        &'a self,
+        to_pack: u32,
+        envelope: Envelope,
+        payload: Payload<'a>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             self.written.fetch_add(payload.len() as u64, Ordering::Relaxed);
-            self.broker.post(to_pack, Inbound::Message(envelope, payload))
+            self.broker.post(to_pack, Inbound::Message(envelope, Message::Whole(payload.to_bytes())))
         })
     }
 
@@ -83,7 +90,7 @@ impl Backend for Endpoint {
             // One refcounted buffer every other pack reads: written once.
             self.written.fetch_add(payload.len() as u64, Ordering::Relaxed);
             for pack in self.broker.others(self.pack_id) {
-                self.broker.post(pack, Inbound::Message(envelope, payload.clone()))?;
+                self.broker.post(pack, Inbound::Message(envelope, Message::Whole(payload.clone())))?;
             }
             Ok(())
         })

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::message::{Incomplete, Message, Payload, Reading};
 use super::{
     Account, Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within,
 };
@@ -224,8 +225,8 @@ impl PackComm {
     /// Stores or hands over a message that reached this pack. A message
     /// that would put its account over the buffered-bytes limit fails the
     /// flare, naming the worker that sent it.
-    fn deliver(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
-        let delivered = lock(&self.mailbox).deliver(envelope, payload);
+    fn deliver(&self, envelope: Envelope, message: Message) -> Result<(), CommError> {
+        let delivered = lock(&self.mailbox).deliver(envelope, message);
         if delivered == Delivered::Orphan {
             self.orphaned(&envelope);
             return Err(self.cancellation_error());
@@ -252,8 +253,9 @@ impl PackComm {
     }
 
     /// Delivers a message to the worker (or pack leader) `envelope.dest`:
-    /// through memory when it is in this pack, through the backend otherwise.
-    pub(crate) async fn route(&self, envelope: Envelope, payload: Bytes) -> Result<(), CommError> {
+    /// through memory when it is in this pack (a borrowed payload is copied
+    /// into a host buffer of its size), through the backend otherwise.
+    pub(crate) async fn route(&self, envelope: Envelope, payload: Payload<'_>) -> Result<(), CommError> {
         if self.cancel.is_cancelled() {
             // Nothing more leaves a failed pack: its peers may have closed.
             return Err(self.cancellation_error());
@@ -261,7 +263,7 @@ impl PackComm {
         let to_pack = self.layout.pack_of(envelope.dest);
         if to_pack == self.pack_id {
             self.count_local(payload.len() as u64);
-            return self.deliver(envelope, payload);
+            return self.deliver(envelope, Message::Whole(payload.to_bytes()));
         }
         let sent = self.backend.send(to_pack, envelope, payload).await;
         sent.map_err(|error| self.backend_failed(&error))
@@ -272,7 +274,7 @@ impl PackComm {
     /// after another.
     pub(crate) async fn route_all(
         &self,
-        messages: impl IntoIterator<Item = (Envelope, Bytes)>,
+        messages: impl IntoIterator<Item = (Envelope, Payload<'_>)>,
     ) -> Result<(), CommError> {
         try_join_all(messages.into_iter().map(|(envelope, payload)| self.route(envelope, payload))).await.map(drop)
     }
@@ -287,13 +289,35 @@ impl PackComm {
         published.map_err(|error| self.backend_failed(&error))
     }
 
-    /// Takes the message addressed by `envelope`, waiting for it if needed.
+    /// Takes the message addressed by `envelope`, whole, waiting for it if
+    /// needed.
     pub(crate) async fn take(&self, envelope: Envelope) -> Result<Bytes, CommError> {
+        let message = self.take_message(envelope).await?;
+        self.read(Reading::new(message).rest()).await
+    }
+
+    /// Takes the message addressed by `envelope` as soon as it begins to
+    /// arrive.
+    pub(crate) async fn take_message(&self, envelope: Envelope) -> Result<Message, CommError> {
         let take = lock(&self.mailbox).take(envelope);
         match take {
-            Take::Ready(payload) => Ok(payload),
+            Take::Ready(message) => Ok(message),
             Take::Pending(receiver) => self.wait(receiver).await,
         }
+    }
+
+    /// Waits for more of a message unless the flare fails first. A message
+    /// that stops before its end fails the flare: its backend broke.
+    pub(crate) async fn read<T>(&self, reading: impl Future<Output = Result<T, Incomplete>>) -> Result<T, CommError> {
+        let read = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(self.cancellation_error()),
+            read = reading => read,
+        };
+        read.map_err(|incomplete| {
+            self.fail(Failure::new(None, FailureKind::Protocol, incomplete.to_string()));
+            self.cancellation_error()
+        })
     }
 
     /// Runs one collective round of this pack: every local worker brings its
@@ -394,13 +418,13 @@ impl PackComm {
                 inbound = self.backend.receive() => inbound,
             };
             match inbound {
-                Ok(Inbound::Message(envelope, payload)) => {
+                Ok(Inbound::Message(envelope, message)) => {
                     if let Err(reason) = self.check_inbound(&envelope) {
                         self.fail(Failure::new(None, FailureKind::Protocol, reason));
                         return;
                     }
-                    self.remote_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    if self.deliver(envelope, payload).is_err() {
+                    self.remote_bytes.fetch_add(message.len(), Ordering::Relaxed);
+                    if self.deliver(envelope, message).is_err() {
                         return;
                     }
                 }

@@ -38,7 +38,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldArray, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
-use super::frame::{self, Frame, Reassembler};
+use super::frame::{self, Frame, Reassembler, Split};
+use super::message::Payload;
 use super::redis::check_flare_id;
 use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound, within};
 use crate::Failure;
@@ -163,7 +164,11 @@ impl RabbitBackend {
     /// Publishes frames once for the packs `to`: routed to the first one's
     /// queue and blind-copied to the others'. Waits for the broker to
     /// confirm every frame.
-    async fn publish_frames(&self, to: &[u32], frames: &[Bytes]) -> Result<(), BackendError> {
+    async fn publish_frames(
+        &self,
+        to: &[u32],
+        frames: impl IntoIterator<Item = impl AsRef<[u8]>>,
+    ) -> Result<(), BackendError> {
         let failed = io_error(&self.options.url);
         let Some((&first, copies)) = to.split_first() else { return Ok(()) };
         let routing_key = queue_name(&self.flare_id, first);
@@ -177,6 +182,7 @@ impl RabbitBackend {
         }
         let mut unconfirmed = VecDeque::with_capacity(PUBLISH_WINDOW);
         for frame in frames {
+            let frame = frame.as_ref();
             if unconfirmed.len() == PUBLISH_WINDOW
                 && let Some(confirm) = unconfirmed.pop_front()
             {
@@ -230,7 +236,7 @@ impl RabbitBackend {
                 self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let message = reassembler.add(chunk).map_err(protocol)?;
-                Ok(message.map(|(envelope, payload)| Inbound::Message(envelope, payload)))
+                Ok(message.map(|(envelope, message)| Inbound::Message(envelope, message)))
             }
         }
     }
@@ -283,17 +289,22 @@ async fn declare(channel: &Channel, flare_id: &str, pack_id: u32) -> Result<(), 
 }
 
 impl Backend for RabbitBackend {
-    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn send<'a>(
+        &'a self,
+        to_pack: u32,
+        envelope: Envelope,
+        payload: Payload<'a>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.publish_frames(&[to_pack], &frames).await
+            let split = Split::new(&self.flare_id, &envelope, payload.as_slice(), self.options.chunk_bytes);
+            self.publish_frames(&[to_pack], split.contiguous_frames()).await
         })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::encode_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.publish_frames(&self.others(), &frames).await
+            let split = Split::new(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            self.publish_frames(&self.others(), split.contiguous_frames()).await
         })
     }
 
@@ -316,13 +327,13 @@ impl Backend for RabbitBackend {
 
     fn abort(&self, failure: Failure) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(
-            async move { self.publish_frames(&self.others(), &[frame::encode_abort(&self.flare_id, &failure)]).await },
+            async move { self.publish_frames(&self.others(), [frame::encode_abort(&self.flare_id, &failure)]).await },
         )
     }
 
     fn done(&self) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            self.publish_frames(&self.others(), &[frame::encode_done(&self.flare_id, self.pack_id)]).await
+            self.publish_frames(&self.others(), [frame::encode_done(&self.flare_id, self.pack_id)]).await
         })
     }
 

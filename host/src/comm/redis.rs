@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 
@@ -39,7 +40,8 @@ mod registry;
 
 pub use registry::{abort_flare, registry_key};
 
-use super::frame::{self, Frame, FrameParts, MAX_FLARE_ID, Reassembler};
+use super::frame::{self, Frame, FrameParts, MAX_FLARE_ID, Reassembler, Split};
+use super::message::Payload;
 use super::{Backend, BackendError, BoxFuture, BrokerOptions, Envelope, Inbound};
 use crate::Failure;
 
@@ -80,11 +82,22 @@ pub struct RedisBackend {
     published: Mutex<Vec<(String, u32)>>,
 }
 
-/// The receiving side: its own connection, and frames popped but not yet
-/// handed to the pack.
+/// The receiving side: its own connection, frames popped but not yet
+/// handed to the pack, and the stored publish being read.
 struct Receiver {
     connection: MultiplexedConnection,
     popped: VecDeque<Vec<u8>>,
+    stored: Option<Stored>,
+}
+
+/// A publish stored under `key` in `count` frames, read from frame `next`
+/// on, a batch per round trip.
+struct Stored {
+    key: String,
+    next: u32,
+    count: u32,
+    /// Whether its message was handed on (a publish holds exactly one).
+    handed_on: bool,
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -163,7 +176,7 @@ impl RedisBackend {
             options,
             client,
             sender,
-            receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
+            receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new(), stored: None }),
             reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
@@ -179,30 +192,37 @@ impl RedisBackend {
         io_error(&self.options.url)
     }
 
-    /// Runs `command(frame)` for every frame, [`SEND_WINDOW`] at a time on
-    /// the sending connection (which pipelines them), in order.
-    async fn write_frames(
+    /// Runs `command(frame)` for every frame of `split`, [`SEND_WINDOW`] at
+    /// a time on the sending connection (which pipelines them), in order.
+    /// Each frame is copied once, into its command, only when its turn
+    /// comes.
+    async fn write_frames<'s>(
         &self,
-        frames: Vec<FrameParts>,
-        command: impl Fn(usize, FrameParts) -> redis::Pipeline,
+        split: &'s Split<'_>,
+        command: impl Fn(usize, FrameParts<'s>) -> redis::Pipeline,
     ) -> Result<(), BackendError> {
-        let written: usize = frames.iter().map(|f| f.header.len() + f.body.len()).sum();
-        stream::iter(frames.into_iter().enumerate())
-            .map(|(index, frame)| {
-                let pipe = command(index, frame);
-                let mut connection = self.sender.clone();
-                async move { pipe.query_async::<()>(&mut connection).await }
-            })
-            .buffered(SEND_WINDOW)
-            .try_for_each(|()| std::future::ready(Ok(())))
-            .await
-            .map_err(self.failed())?;
-        self.written_bytes.fetch_add(written as u64, Ordering::Relaxed);
+        let mut in_flight = FuturesOrdered::new();
+        let mut written = 0;
+        for (index, frame) in split.frames().enumerate() {
+            written += frame.len() as u64;
+            let pipe = command(index, frame);
+            let mut connection = self.sender.clone();
+            in_flight.push_back(async move { pipe.query_async::<()>(&mut connection).await });
+            if in_flight.len() == SEND_WINDOW
+                && let Some(result) = in_flight.next().await
+            {
+                result.map_err(self.failed())?;
+            }
+        }
+        while let Some(result) = in_flight.next().await {
+            result.map_err(self.failed())?;
+        }
+        self.written_bytes.fetch_add(written, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Appends frames to the inbox of `to_pack`, refreshing its expiry with
-    /// the last one.
+    /// Appends the frames of `split` to the inbox of `to_pack`, refreshing
+    /// its expiry with the last one.
     ///
     /// Data frames are plain `RPUSH`es, not the registry's script: a script
     /// copies each megabyte-sized frame twice more inside Redis, which is
@@ -211,10 +231,10 @@ impl RedisBackend {
     /// every other pack has sent its last frame; only a frame already in
     /// flight when a failure is learned can reach a closed inbox, which it
     /// leaves to expire.
-    async fn push(&self, to_pack: u32, frames: Vec<FrameParts>) -> Result<(), BackendError> {
+    async fn push(&self, to_pack: u32, split: &Split<'_>) -> Result<(), BackendError> {
         let key = inbox_key(&self.flare_id, to_pack);
-        let (last, expiry) = (frames.len() - 1, self.expiry());
-        self.write_frames(frames, |index, frame| {
+        let (last, expiry) = (split.count() - 1, self.expiry());
+        self.write_frames(split, |index, frame| {
             let mut pipe = redis::pipe();
             pipe.rpush(&key, frame).ignore();
             if index == last {
@@ -263,45 +283,49 @@ impl RedisBackend {
                 self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
                 let mut reassembler = self.reassembler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let message = reassembler.add(chunk).map_err(protocol)?;
-                Ok(message.map_or(Decoded::Nothing, |(envelope, payload)| {
-                    Decoded::Inbound(Inbound::Message(envelope, payload))
+                Ok(message.map_or(Decoded::Nothing, |(envelope, message)| {
+                    Decoded::Inbound(Inbound::Message(envelope, message))
                 }))
             }
         }
     }
 
-    /// Reads the `count` frames of a publish stored under `key`, a batch per
-    /// round trip, and deletes them if this pack is the last to read them.
+    /// Reads the next batch of frames of the stored publish `stored`; once
+    /// it read the last, deletes them if this pack is the last to read
+    /// them. Returns the publish's message when this batch began it.
     async fn fetch_stored(
         &self,
         connection: &mut MultiplexedConnection,
-        key: &str,
-        count: u32,
+        stored: &mut Stored,
     ) -> Result<Option<Inbound>, BackendError> {
-        let mut message = None;
+        let key = &stored.key;
         // `count` comes from the broker: walk it a batch at a time, never
         // allocating by it; a count larger than what is stored ends at the
         // first missing frame.
-        for first in (0..count).step_by(DRAIN_BATCH) {
-            let batch = first..count.min(first.saturating_add(DRAIN_BATCH as u32));
-            let mut pipe = redis::pipe();
-            for index in batch.clone() {
-                pipe.get(frame_key(key, index));
-            }
-            let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
-            for (index, raw) in batch.zip(frames) {
-                let raw =
-                    raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
-                match self.decode(Bytes::from(raw))? {
-                    Decoded::Nothing => {}
-                    Decoded::Inbound(inbound @ Inbound::Message(..)) if message.is_none() => message = Some(inbound),
-                    _ => return Err(BackendError::Protocol(format!("stored frame {key}:{index} is not one chunk"))),
+        let batch = stored.next..stored.count.min(stored.next.saturating_add(DRAIN_BATCH as u32));
+        let mut pipe = redis::pipe();
+        for index in batch.clone() {
+            pipe.get(frame_key(key, index));
+        }
+        let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
+        let mut message = None;
+        for (index, raw) in batch.clone().zip(frames) {
+            let raw = raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
+            match self.decode(Bytes::from(raw))? {
+                Decoded::Nothing => {}
+                Decoded::Inbound(inbound @ Inbound::Message(..)) if !stored.handed_on => {
+                    stored.handed_on = true;
+                    message = Some(inbound);
                 }
+                _ => return Err(BackendError::Protocol(format!("stored frame {key}:{index} is not one chunk"))),
             }
         }
-        let left: i64 = connection.decr(readers_key(key), 1).await.map_err(self.failed())?;
-        if left <= 0 {
-            delete_publish(connection, key, count).await.map_err(self.failed())?;
+        stored.next = batch.end;
+        if stored.next >= stored.count {
+            let left: i64 = connection.decr(readers_key(key), 1).await.map_err(self.failed())?;
+            if left <= 0 {
+                delete_publish(connection, key, stored.count).await.map_err(self.failed())?;
+            }
         }
         Ok(message)
     }
@@ -342,17 +366,22 @@ async fn delete_publish(connection: &mut MultiplexedConnection, key: &str, count
 }
 
 impl Backend for RedisBackend {
-    fn send(&self, to_pack: u32, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn send<'a>(
+        &'a self,
+        to_pack: u32,
+        envelope: Envelope,
+        payload: Payload<'a>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            self.push(to_pack, frames).await
+            let split = Split::new(&self.flare_id, &envelope, payload.as_slice(), self.options.chunk_bytes);
+            self.push(to_pack, &split).await
         })
     }
 
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            let frames = frame::split_message(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            let count = frames.len() as u32;
+            let split = Split::new(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
+            let count = split.count() as u32;
             let key = {
                 let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let key = format!("{}{}:{}", published_prefix(&self.flare_id), self.pack_id, published.len());
@@ -360,7 +389,7 @@ impl Backend for RedisBackend {
                 key
             };
             let expiry = self.expiry();
-            self.write_frames(frames, |index, frame| {
+            self.write_frames(&split, |index, frame| {
                 let mut pipe = redis::pipe();
                 pipe.set_ex(frame_key(&key, index as u32), frame, expiry).ignore();
                 pipe
@@ -384,6 +413,16 @@ impl Backend for RedisBackend {
             let mut receiver = self.receiver.lock().await;
             let receiver = &mut *receiver;
             loop {
+                if let Some(stored) = &mut receiver.stored {
+                    let message = self.fetch_stored(&mut receiver.connection, stored).await?;
+                    if stored.next >= stored.count {
+                        receiver.stored = None;
+                    }
+                    match message {
+                        Some(inbound) => return Ok(inbound),
+                        None => continue,
+                    }
+                }
                 let raw = match receiver.popped.pop_front() {
                     Some(raw) => raw,
                     None => {
@@ -399,13 +438,12 @@ impl Backend for RedisBackend {
                         raw
                     }
                 };
-                let inbound = match self.decode(Bytes::from(raw))? {
-                    Decoded::Nothing => None,
-                    Decoded::Inbound(inbound) => Some(inbound),
-                    Decoded::Stored { key, count } => self.fetch_stored(&mut receiver.connection, &key, count).await?,
-                };
-                if let Some(inbound) = inbound {
-                    return Ok(inbound);
+                match self.decode(Bytes::from(raw))? {
+                    Decoded::Nothing => {}
+                    Decoded::Inbound(inbound) => return Ok(inbound),
+                    Decoded::Stored { key, count } => {
+                        receiver.stored = Some(Stored { key, next: 0, count, handed_on: false });
+                    }
                 }
             }
         })
@@ -460,8 +498,8 @@ impl Backend for RedisBackend {
 }
 
 /// A frame is written to Redis as one argument from its two parts, so the
-/// payload is copied once, into the connection's buffer.
-impl redis::ToRedisArgs for FrameParts {
+/// payload is copied once, into the command's buffer.
+impl redis::ToRedisArgs for FrameParts<'_> {
     fn write_redis_args<W>(&self, out: &mut W)
     where
         W: ?Sized + redis::RedisWrite,
@@ -469,9 +507,9 @@ impl redis::ToRedisArgs for FrameParts {
         use std::io::Write as _;
         let mut arg = out.writer_for_next_arg();
         // Writing into the connection's in-memory buffer cannot fail.
-        let _ = arg.write_all(&self.header);
-        let _ = arg.write_all(&self.body);
+        let _ = arg.write_all(self.header);
+        let _ = arg.write_all(self.body);
     }
 }
 
-impl redis::ToSingleRedisArg for FrameParts {}
+impl redis::ToSingleRedisArg for FrameParts<'_> {}

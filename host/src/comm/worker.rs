@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
+use super::message::{Payload, Reading};
 use super::reduce::check_elements;
 use super::{CommError, EVERY_PACK, Envelope, Kind, PackComm, fold};
 use crate::bindings::{BurstInfo, WitPackRange};
@@ -66,6 +67,8 @@ pub struct WorkerComm {
     worker_id: u32,
     local_index: usize,
     counters: Mutex<Counters>,
+    /// The message `recv-first` began and `recv-more` continues.
+    reading: Mutex<Option<Reading>>,
     in_call: AtomicBool,
 }
 
@@ -84,7 +87,14 @@ impl WorkerComm {
         let range = pack.range();
         debug_assert!(range.workers().contains(&worker_id));
         let local_index = (worker_id - range.first) as usize;
-        Self { pack, worker_id, local_index, counters: Mutex::default(), in_call: AtomicBool::new(false) }
+        Self {
+            pack,
+            worker_id,
+            local_index,
+            counters: Mutex::default(),
+            reading: Mutex::default(),
+            in_call: AtomicBool::new(false),
+        }
     }
 
     /// Marks the worker as inside a comm call (waiting on its peers rather
@@ -113,6 +123,10 @@ impl WorkerComm {
         self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn reading(&self) -> std::sync::MutexGuard<'_, Option<Reading>> {
+        self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Runs `body` as this worker's next collective call, of `kind` with
     /// `root`: the pack checks that its other workers make the same call,
     /// and learns when this worker has finished it.
@@ -136,7 +150,7 @@ impl WorkerComm {
         if worker_id < self.burst_size() { Ok(()) } else { Err(CommError::InvalidWorker(worker_id)) }
     }
 
-    fn check_parts(&self, what: &str, parts: &[Bytes]) -> Result<(), CommError> {
+    fn check_parts<T>(&self, what: &str, parts: &[T]) -> Result<(), CommError> {
         let burst_size = self.burst_size() as usize;
         if parts.len() == burst_size {
             Ok(())
@@ -150,8 +164,8 @@ impl WorkerComm {
 
     /// Every message this worker sends passes here: above the message
     /// limit, the flare fails (see [`PackComm::check_message`]).
-    fn check_size<'a>(&self, messages: impl IntoIterator<Item = &'a Bytes>) -> Result<(), CommError> {
-        let largest = messages.into_iter().map(Bytes::len).max().unwrap_or(0);
+    fn check_size(&self, lengths: impl IntoIterator<Item = usize>) -> Result<(), CommError> {
+        let largest = lengths.into_iter().max().unwrap_or(0);
         self.pack.check_message(self.worker_id, largest)
     }
 
@@ -172,9 +186,9 @@ impl WorkerComm {
     /// # Errors
     /// `InvalidWorker` for a destination outside the burst; the flare's
     /// failure state otherwise.
-    pub async fn send(&self, dest: u32, tag: u32, data: Bytes) -> Result<(), CommError> {
+    pub async fn send(&self, dest: u32, tag: u32, data: Payload<'_>) -> Result<(), CommError> {
         self.check_worker(dest)?;
-        self.check_size([&data])?;
+        self.check_size([data.len()])?;
         let seq = next_on(&mut self.counters().sent, dest, tag)?;
         self.pack.route(Envelope::direct(tag, seq, self.worker_id, dest), data).await
     }
@@ -187,6 +201,46 @@ impl WorkerComm {
         self.check_worker(source)?;
         let seq = next_on(&mut self.counters().received, source, tag)?;
         self.pack.take(Envelope::direct(tag, seq, source, self.worker_id)).await
+    }
+
+    /// Begins receiving the next message from `source` on channel `tag`:
+    /// its length, and its first piece as soon as that is here. A message
+    /// from another pack comes a frame at a time ([`recv_more`](Self::recv_more)
+    /// reads the rest), so it never has to be whole in the host; one that
+    /// arrived whole is one piece. Drops what was left unread of the
+    /// previous message begun this way.
+    ///
+    /// # Errors
+    /// `InvalidWorker`, `Timeout`, or the flare's failure.
+    pub async fn recv_first(&self, source: u32, tag: u32) -> Result<(u64, Bytes), CommError> {
+        self.check_worker(source)?;
+        let seq = next_on(&mut self.counters().received, source, tag)?;
+        self.reading().take();
+        let message = self.pack.take_message(Envelope::direct(tag, seq, source, self.worker_id)).await?;
+        self.continue_reading(Reading::new(message)).await
+    }
+
+    /// The next piece of the message [`recv_first`](Self::recv_first) began.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when no message is being read (none was begun, or
+    /// every byte of it was read); `Timeout`, or the flare's failure.
+    pub async fn recv_more(&self) -> Result<Bytes, CommError> {
+        let reading = self.reading().take().ok_or_else(|| {
+            CommError::InvalidArgument("recv-more: no message is being received (begin one with recv-first)".into())
+        })?;
+        self.continue_reading(reading).await.map(|(_, piece)| piece)
+    }
+
+    /// Reads the next piece of `reading`, and keeps it for `recv-more`
+    /// unless that was its last.
+    async fn continue_reading(&self, mut reading: Reading) -> Result<(u64, Bytes), CommError> {
+        let piece = self.pack.read(reading.next()).await?;
+        let len = reading.total();
+        if !reading.is_done() {
+            *self.reading() = Some(reading);
+        }
+        Ok((len, piece))
     }
 
     /// The root's data, on every worker.
@@ -205,7 +259,7 @@ impl WorkerComm {
             }
             _ => {}
         }
-        self.check_size(&data)?;
+        self.check_size(data.as_ref().map(Bytes::len))?;
         let pack = &*self.pack;
         self.collective(Kind::Broadcast, Some(root), |seq| async move {
             let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
@@ -233,7 +287,7 @@ impl WorkerComm {
     /// # Errors
     /// `InvalidWorker` for a bad root; `InvalidArgument` when the root does
     /// not pass exactly `burst_size` parts or another worker passes some.
-    pub async fn scatter(&self, root: u32, parts: Option<Vec<Bytes>>) -> Result<Bytes, CommError> {
+    pub async fn scatter(&self, root: u32, parts: Option<Vec<Payload<'_>>>) -> Result<Bytes, CommError> {
         self.check_worker(root)?;
         match (root == self.worker_id, &parts) {
             (true, None) => {
@@ -241,7 +295,7 @@ impl WorkerComm {
             }
             (true, Some(parts)) => {
                 self.check_parts("scatter", parts)?;
-                self.check_size(parts)?;
+                self.check_size(parts.iter().map(Payload::len))?;
             }
             (false, Some(_)) => {
                 return Err(CommError::InvalidArgument(format!("only the root ({root}) passes parts to a scatter")));
@@ -252,7 +306,7 @@ impl WorkerComm {
             let Some(parts) = parts else {
                 return self.pack.take(Envelope::collective(Kind::Scatter, seq, root, self.worker_id)).await;
             };
-            let own = parts.get(self.worker_id as usize).cloned().unwrap_or_default();
+            let own = parts.get(self.worker_id as usize).map(Payload::to_bytes).unwrap_or_default();
             let others = (0..).zip(parts).filter(|&(dest, _)| dest != self.worker_id);
             self.pack
                 .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::Scatter, seq, root, dest), part)))
@@ -266,9 +320,9 @@ impl WorkerComm {
     ///
     /// # Errors
     /// `InvalidWorker` for a bad root; the flare's failure.
-    pub async fn gather(&self, root: u32, data: Bytes) -> Result<Option<Vec<Bytes>>, CommError> {
+    pub async fn gather(&self, root: u32, data: Payload<'_>) -> Result<Option<Vec<Bytes>>, CommError> {
         self.check_worker(root)?;
-        self.check_size([&data])?;
+        self.check_size([data.len()])?;
         self.collective(Kind::Gather, Some(root), |seq| async move {
             if root != self.worker_id {
                 self.pack.route(Envelope::collective(Kind::Gather, seq, self.worker_id, root), data).await?;
@@ -277,7 +331,7 @@ impl WorkerComm {
             let mut gathered = Vec::with_capacity(self.burst_size() as usize);
             for source in 0..self.burst_size() {
                 gathered.push(if source == root {
-                    data.clone()
+                    data.to_bytes()
                 } else {
                     self.pack.take(Envelope::collective(Kind::Gather, seq, source, root)).await?
                 });
@@ -292,7 +346,7 @@ impl WorkerComm {
     /// # Errors
     /// The flare's failure.
     pub async fn all_gather(&self, data: Bytes) -> Result<Vec<Bytes>, CommError> {
-        self.check_size([&data])?;
+        self.check_size([data.len()])?;
         let pack = &*self.pack;
         self.collective(Kind::AllGather, None, |seq| async move {
             let output = pack
@@ -328,12 +382,12 @@ impl WorkerComm {
     ///
     /// # Errors
     /// `InvalidArgument` unless exactly `burst_size` parts are passed.
-    pub async fn all_to_all(&self, parts: Vec<Bytes>) -> Result<Vec<Bytes>, CommError> {
+    pub async fn all_to_all(&self, parts: Vec<Payload<'_>>) -> Result<Vec<Bytes>, CommError> {
         self.check_parts("all-to-all", &parts)?;
-        self.check_size(&parts)?;
+        self.check_size(parts.iter().map(Payload::len))?;
         let me = self.worker_id;
         self.collective(Kind::AllToAll, None, |seq| async move {
-            let mut own = parts.get(me as usize).cloned().unwrap_or_default();
+            let mut own = parts.get(me as usize).map(Payload::to_bytes).unwrap_or_default();
             let others = (0..).zip(parts).filter(|&(dest, _)| dest != me);
             self.pack
                 .route_all(others.map(|(dest, part)| (Envelope::collective(Kind::AllToAll, seq, me, dest), part)))
@@ -359,7 +413,7 @@ impl WorkerComm {
     pub async fn reduce(&self, root: u32, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Option<Bytes>, CommError> {
         self.check_worker(root)?;
         check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-        self.check_size([&data])?;
+        self.check_size([data.len()])?;
         let pack = &*self.pack;
         self.collective(Kind::Reduce, Some(root), |seq| async move {
             let output = pack
@@ -371,7 +425,7 @@ impl WorkerComm {
                         Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack))
                     };
                     if pack.pack_id() != root_pack {
-                        pack.route(envelope(pack.pack_id()), partial).await?;
+                        pack.route(envelope(pack.pack_id()), Payload::Shared(&partial)).await?;
                         return Ok(Arc::new(Vec::new()));
                     }
                     let mut partials = Vec::with_capacity(layout.pack_count() as usize);
@@ -397,7 +451,7 @@ impl WorkerComm {
     /// inputs of different lengths.
     pub async fn all_reduce(&self, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
         check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-        self.check_size([&data])?;
+        self.check_size([data.len()])?;
         self.reduce_everywhere(Kind::AllReduce, data, ty, op).await
     }
 
@@ -428,7 +482,8 @@ impl WorkerComm {
                         pack.publish(result_envelope, result.clone()).await?;
                         result
                     } else {
-                        pack.route(Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0), partial).await?;
+                        let envelope = Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0);
+                        pack.route(envelope, Payload::Shared(&partial)).await?;
                         pack.take(result_envelope).await?
                     };
                     pack.count_local(result.len() as u64 * u64::from(pack.range().count - 1));

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 
+use super::tests::Whole;
 use super::*;
 
 const FLARE: &str = "flare-prop";
@@ -46,7 +47,7 @@ fn check_accepted(decoded: Result<Frame, FrameError>) {
         assert!(chunk.total_len <= MAX_MESSAGE_BYTES);
         assert!(chunk.bytes.len() as u64 <= chunk.total_len);
         assert!(chunk.index < chunk.count);
-        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+        let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
         let _ = reassembler.add(chunk);
     }
 }
@@ -107,7 +108,7 @@ proptest! {
         (message, chunk_bytes, order) in arrivals(),
     ) {
         let frames = encode_message(FLARE, &envelope, &message, chunk_bytes);
-        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+        let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
         let mut seen = HashSet::new();
         let mut completed = None;
         for index in order {
@@ -136,7 +137,7 @@ proptest! {
         let second = Bytes::from((0..second_len).map(|i| (i * 3 + 1) as u8).collect::<Vec<_>>());
         let first_frames = encode_message(FLARE, &a, &first, chunk_bytes);
         let second_frames = encode_message(FLARE, &b, &second, chunk_bytes);
-        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+        let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
         let mut done = Vec::new();
         let mut second_next = second_frames.iter();
         for index in order {

@@ -6,6 +6,40 @@ use crate::FailureKind;
 
 const FLARE: &str = "flare-7";
 
+/// A [`Reassembler`] whose messages are put back together here, so that
+/// a test sees each message once, whole, when its last byte arrived.
+pub(super) struct Whole {
+    reassembler: Reassembler,
+    arriving: HashMap<Envelope, (Arriving, BytesMut)>,
+}
+
+impl Whole {
+    pub(super) fn new(max_message: u64) -> Self {
+        Self { reassembler: Reassembler::new(max_message), arriving: HashMap::new() }
+    }
+
+    pub(super) fn add(&mut self, chunk: Chunk) -> Result<Option<(Envelope, Bytes)>, FrameError> {
+        let envelope = chunk.envelope;
+        match self.reassembler.add(chunk)? {
+            Some((envelope, Message::Whole(bytes))) => return Ok(Some((envelope, bytes))),
+            Some((envelope, Message::Arriving(arriving))) => {
+                let so_far = BytesMut::with_capacity(arriving.len() as usize);
+                self.arriving.insert(envelope, (arriving, so_far));
+            }
+            None => {}
+        }
+        let Some((arriving, so_far)) = self.arriving.get_mut(&envelope) else { return Ok(None) };
+        while let Some(piece) = arriving.try_next() {
+            so_far.extend_from_slice(&piece);
+        }
+        if so_far.len() < arriving.len() as usize {
+            return Ok(None);
+        }
+        let (_, message) = self.arriving.remove(&envelope).expect("present");
+        Ok(Some((envelope, message.freeze())))
+    }
+}
+
 fn payload(len: usize) -> Bytes {
     Bytes::from((0..len).map(|i| (i * 7 + i / 251) as u8).collect::<Vec<u8>>())
 }
@@ -30,7 +64,7 @@ fn messages_round_trip_in_any_order_with_duplicates() {
         let mut chunks = chunks_of(&frames);
         chunks.reverse();
         let duplicates = chunks_of(&frames);
-        let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+        let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
         let mut done = Vec::new();
         for chunk in chunks.into_iter().chain(duplicates) {
             if let Some(result) = reassembler.add(chunk).expect("consistent") {
@@ -78,7 +112,7 @@ fn early_chunks_wait_for_their_turn_and_the_message_is_exact() {
     let envelope = Envelope::direct(1, 2, 3, 4);
     let message = payload(10_000);
     let chunks = chunks_of(&encode_message(FLARE, &envelope, &message, 999));
-    let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+    let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
     // Last first, then the rest from the middle out, with repeats.
     let order = [10, 5, 5, 6, 0, 9, 1, 2, 8, 3, 7, 4, 0];
     let mut done = None;
@@ -124,19 +158,19 @@ fn malformed_frames_are_typed_errors() {
 fn what_a_peer_announces_is_bounded_by_the_receiving_flare() {
     let envelope = Envelope::direct(0, 0, 0, 1);
     // Above the message limit, in one chunk or in several.
-    let mut reassembler = Reassembler::new(9);
+    let mut reassembler = Whole::new(9);
     for chunk in [10, 3] {
         let first = chunks_of(&encode_message(FLARE, &envelope, &payload(10), chunk)).remove(0);
         assert!(matches!(reassembler.add(first), Err(FrameError::Inconsistent(m)) if m.contains("limit is 9")));
     }
     // One message announced as several chunks, then as one.
-    let mut reassembler = Reassembler::new(100);
+    let mut reassembler = Whole::new(100);
     let first = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 4)).remove(0);
     assert_eq!(reassembler.add(first).expect("first of two"), None);
     let whole = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 8)).remove(0);
     assert!(matches!(reassembler.add(whole), Err(FrameError::Inconsistent(_))));
     // Messages in progress at once are capped.
-    let mut reassembler = Reassembler::new(100);
+    let mut reassembler = Whole::new(100);
     for seq in 0..=MAX_PARTIAL_MESSAGES as u64 {
         let first = chunks_of(&encode_message(FLARE, &Envelope::direct(0, seq, 0, 1), &payload(8), 4)).remove(0);
         let added = reassembler.add(first);
@@ -150,12 +184,12 @@ fn what_a_peer_announces_is_bounded_by_the_receiving_flare() {
 
 #[test]
 fn only_recent_messages_are_remembered_to_drop_duplicates() {
-    let mut reassembler = Reassembler::new(100);
+    let mut reassembler = Whole::new(100);
     let message = |seq| chunks_of(&encode_message(FLARE, &Envelope::direct(0, seq, 0, 1), &payload(3), 8)).remove(0);
     for seq in 0..3 * RECENT_COMPLETE as u64 {
         assert!(reassembler.add(message(seq)).expect("valid").is_some());
     }
-    assert_eq!(reassembler.complete.len(), RECENT_COMPLETE);
+    assert_eq!(reassembler.reassembler.complete.len(), RECENT_COMPLETE);
     let last = 3 * RECENT_COMPLETE as u64 - 1;
     assert_eq!(reassembler.add(message(last)).expect("valid"), None, "a recent duplicate is dropped");
 }
@@ -165,7 +199,7 @@ fn chunks_that_disagree_are_rejected() {
     let envelope = Envelope::direct(0, 0, 0, 1);
     let a = chunks_of(&encode_message(FLARE, &envelope, &payload(8), 4));
     let b = chunks_of(&encode_message(FLARE, &envelope, &payload(12), 4));
-    let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
+    let mut reassembler = Whole::new(MAX_MESSAGE_BYTES);
     let mut a = a.into_iter();
     assert_eq!(reassembler.add(a.next().expect("chunk")).expect("first"), None);
     assert!(matches!(reassembler.add(b.into_iter().nth(1).expect("chunk")), Err(FrameError::Inconsistent(_))));
