@@ -60,6 +60,20 @@ struct Output {
     elapsed_us: Vec<u64>,
     /// Payload bytes this worker checked.
     checked_bytes: u64,
+    /// Size of this worker's linear memory at the end (it never shrinks,
+    /// so this is its peak): what the host process holds for the guest,
+    /// to tell apart from what it holds for itself.
+    memory_bytes: u64,
+}
+
+#[cfg(target_arch = "wasm32")]
+fn linear_memory_bytes() -> u64 {
+    core::arch::wasm32::memory_size(0) as u64 * 65536
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn linear_memory_bytes() -> u64 {
+    0
 }
 
 fn check(what: &str, got: &[u8], sender: u32, receiver: u32) -> Result<u64, Error> {
@@ -223,7 +237,7 @@ fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
         elapsed_us.push(start.elapsed().as_micros() as u64);
         checked_bytes += verify(&input, ctx, &received)?;
     }
-    Ok(Output { worker_id: ctx.worker_id(), elapsed_us, checked_bytes })
+    Ok(Output { worker_id: ctx.worker_id(), elapsed_us, checked_bytes, memory_bytes: linear_memory_bytes() })
 }
 
 export_work!(work);

@@ -33,7 +33,7 @@ use crate::Failure;
 /// First byte of every frame.
 pub const MAGIC: u8 = 0xB5;
 /// Version of this format.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Kind code of an abort frame.
 pub const ABORT: u8 = 0xFF;
 /// Kind code of a frame pointing at a message stored in the broker.
@@ -102,12 +102,15 @@ pub enum Frame {
         /// The pack that finished.
         pack_id: u32,
     },
-    /// A message whose `count` frames the broker stores under `key`.
+    /// Frames `frames` of a message of `total` frames that the broker
+    /// stores under `key`.
     Stored {
         /// Key prefix of the message's frames.
         key: String,
-        /// Number of frames.
-        count: u32,
+        /// The frames now stored (and not announced before).
+        frames: std::ops::Range<u32>,
+        /// Number of frames of the message.
+        total: u32,
     },
 }
 
@@ -254,12 +257,22 @@ pub fn encode_done(flare_id: &str, pack_id: u32) -> Bytes {
     out.freeze()
 }
 
-/// The frame that tells another pack a message of `count` frames is stored
-/// under the key prefix `key` (at most [`MAX_STORED_KEY`] bytes).
-pub fn encode_stored(flare_id: &str, envelope: &Envelope, count: u32, key: &str) -> Bytes {
+/// The frame that tells another pack that frames `frames` of a message of
+/// `total` frames are stored under the key prefix `key` (at most
+/// [`MAX_STORED_KEY`] bytes). Its chunk index and count fields carry the
+/// range; its body, the total and the key.
+pub fn encode_stored(
+    flare_id: &str,
+    envelope: &Envelope,
+    frames: std::ops::Range<u32>,
+    total: u32,
+    key: &str,
+) -> Bytes {
     debug_assert!(key.len() <= MAX_STORED_KEY);
-    let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + key.len());
-    put_header(&mut out, STORED, flare_id, envelope, 0, count, key.len() as u64);
+    let body_len = 4 + key.len();
+    let mut out = BytesMut::with_capacity(FIXED_HEADER + flare_id.len() + body_len);
+    put_header(&mut out, STORED, flare_id, envelope, frames.start, frames.end, body_len as u64);
+    out.put_u32_le(total);
     out.put_slice(key.as_bytes());
     out.freeze()
 }
@@ -325,15 +338,17 @@ pub fn decode(frame: &Bytes, flare_id: &str) -> Result<Frame, FrameError> {
         return Ok(Frame::Done { pack_id: source });
     }
     if kind_code == STORED {
-        if body.len() > MAX_STORED_KEY || count == 0 {
-            return Err(FrameError::Inconsistent(format!(
-                "stored message of {count} frames under {} bytes of key",
-                body.len()
-            )));
+        let (total, key) = match body.split_first_chunk::<4>() {
+            Some((total, key)) if key.len() <= MAX_STORED_KEY => (u32::from_le_bytes(*total), key),
+            _ => return Err(FrameError::Inconsistent(format!("a stored-message frame of {} bytes", body.len()))),
+        };
+        let (first, end) = (index, count);
+        if first >= end || end > total {
+            return Err(FrameError::Inconsistent(format!("stored frames {first}..{end} of a message of {total}")));
         }
         let key =
-            String::from_utf8(body.to_vec()).map_err(|_| FrameError::Inconsistent("stored key is not UTF-8".into()))?;
-        return Ok(Frame::Stored { key, count });
+            String::from_utf8(key.to_vec()).map_err(|_| FrameError::Inconsistent("stored key is not UTF-8".into()))?;
+        return Ok(Frame::Stored { key, frames: first..end, total });
     }
     let kind = Kind::from_code(kind_code).ok_or(FrameError::UnknownKind(kind_code))?;
     if total_len > MAX_MESSAGE_BYTES {

@@ -8,9 +8,10 @@
 //! memory while the connection stays busy. A publish (broadcast, all-gather
 //! parts, results of a reduction) is written to Redis once: its frames are
 //! stored under `burst:{flare_id}:pub:{pack_id}:{n}:{index}` with a count of
-//! the packs still to read them, and every other pack's inbox gets one small
-//! [`STORED`](super::frame::STORED) frame pointing at them; the last reader
-//! deletes them. An abort is one frame to every other pack. The pack reads
+//! the packs still to read them, and as each batch of frames is stored,
+//! every other pack's inbox gets one small [`STORED`](super::frame::STORED)
+//! frame pointing at it, so readers fetch one batch while the next is
+//! written; the last reader deletes them. An abort is one frame to every other pack. The pack reads
 //! its inbox with `BLPOP` on a connection of its own, so a blocked receive
 //! can never hold up a send. Every key expires (the flare's deadline plus a
 //! margin) as a backstop; a pack deletes its inbox when it closes, and what
@@ -26,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -82,22 +84,11 @@ pub struct RedisBackend {
     published: Mutex<Vec<(String, u32)>>,
 }
 
-/// The receiving side: its own connection, frames popped but not yet
-/// handed to the pack, and the stored publish being read.
+/// The receiving side: its own connection, and frames popped but not yet
+/// handed to the pack.
 struct Receiver {
     connection: MultiplexedConnection,
     popped: VecDeque<Vec<u8>>,
-    stored: Option<Stored>,
-}
-
-/// A publish stored under `key` in `count` frames, read from frame `next`
-/// on, a batch per round trip.
-struct Stored {
-    key: String,
-    next: u32,
-    count: u32,
-    /// Whether its message was handed on (a publish holds exactly one).
-    handed_on: bool,
 }
 
 /// The inbox key of `pack_id` in flare `flare_id`.
@@ -176,7 +167,7 @@ impl RedisBackend {
             options,
             client,
             sender,
-            receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new(), stored: None }),
+            receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
             reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
@@ -192,18 +183,18 @@ impl RedisBackend {
         io_error(&self.options.url)
     }
 
-    /// Runs `command(frame)` for every frame of `split`, [`SEND_WINDOW`] at
+    /// Runs `command(index, frame)` for every frame, [`SEND_WINDOW`] at
     /// a time on the sending connection (which pipelines them), in order.
     /// Each frame is copied once, into its command, only when its turn
     /// comes.
     async fn write_frames<'s>(
         &self,
-        split: &'s Split<'_>,
+        frames: impl Iterator<Item = (usize, FrameParts<'s>)>,
         command: impl Fn(usize, FrameParts<'s>) -> redis::Pipeline,
     ) -> Result<(), BackendError> {
         let mut in_flight = FuturesOrdered::new();
         let mut written = 0;
-        for (index, frame) in split.frames().enumerate() {
+        for (index, frame) in frames {
             written += frame.len() as u64;
             let pipe = command(index, frame);
             let mut connection = self.sender.clone();
@@ -234,7 +225,7 @@ impl RedisBackend {
     async fn push(&self, to_pack: u32, split: &Split<'_>) -> Result<(), BackendError> {
         let key = inbox_key(&self.flare_id, to_pack);
         let (last, expiry) = (split.count() - 1, self.expiry());
-        self.write_frames(split, |index, frame| {
+        self.write_frames(split.frames().enumerate(), |index, frame| {
             let mut pipe = redis::pipe();
             pipe.rpush(&key, frame).ignore();
             if index == last {
@@ -273,11 +264,11 @@ impl RedisBackend {
                 self.framing_bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
                 Ok(Decoded::Inbound(Inbound::Done(pack_id)))
             }
-            Frame::Stored { key, count } => {
+            Frame::Stored { key, frames, total } => {
                 if !key.starts_with(&published_prefix(&self.flare_id)) {
                     return Err(BackendError::Protocol(format!("a stored message names the key {key:?}")));
                 }
-                Ok(Decoded::Stored { key, count })
+                Ok(Decoded::Stored { key, frames, total })
             }
             Frame::Chunk(chunk) => {
                 self.framing_bytes.fetch_add((raw_len - chunk.bytes.len()) as u64, Ordering::Relaxed);
@@ -290,41 +281,43 @@ impl RedisBackend {
         }
     }
 
-    /// Reads the next batch of frames of the stored publish `stored`; once
-    /// it read the last, deletes them if this pack is the last to read
-    /// them. Returns the publish's message when this batch began it.
+    /// Reads frames `frames` of the publish of `total` frames stored under
+    /// `key`, a batch per round trip; once it read the last, deletes them
+    /// if this pack is the last to read them. Returns the publish's
+    /// message when these frames began it.
     async fn fetch_stored(
         &self,
         connection: &mut MultiplexedConnection,
-        stored: &mut Stored,
+        key: &str,
+        frames: Range<u32>,
+        total: u32,
     ) -> Result<Option<Inbound>, BackendError> {
-        let key = &stored.key;
-        // `count` comes from the broker: walk it a batch at a time, never
-        // allocating by it; a count larger than what is stored ends at the
-        // first missing frame.
-        let batch = stored.next..stored.count.min(stored.next.saturating_add(DRAIN_BATCH as u32));
-        let mut pipe = redis::pipe();
-        for index in batch.clone() {
-            pipe.get(frame_key(key, index));
-        }
-        let frames: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
         let mut message = None;
-        for (index, raw) in batch.clone().zip(frames) {
-            let raw = raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
-            match self.decode(Bytes::from(raw))? {
-                Decoded::Nothing => {}
-                Decoded::Inbound(inbound @ Inbound::Message(..)) if !stored.handed_on => {
-                    stored.handed_on = true;
-                    message = Some(inbound);
+        // The range comes from the broker: walk it a batch at a time, never
+        // allocating by it; a range beyond what is stored ends at the first
+        // missing frame.
+        for first in frames.clone().step_by(DRAIN_BATCH) {
+            let batch = first..frames.end.min(first.saturating_add(DRAIN_BATCH as u32));
+            let mut pipe = redis::pipe();
+            for index in batch.clone() {
+                pipe.get(frame_key(key, index));
+            }
+            let raws: Vec<Option<Vec<u8>>> = pipe.query_async(connection).await.map_err(self.failed())?;
+            for (index, raw) in batch.zip(raws) {
+                let raw =
+                    raw.ok_or_else(|| BackendError::Protocol(format!("stored frame {key}:{index} is missing")))?;
+                match self.decode(Bytes::from(raw))? {
+                    Decoded::Nothing => {}
+                    // A publish holds one message, which its frame 0 begins.
+                    Decoded::Inbound(inbound @ Inbound::Message(..)) if index == 0 => message = Some(inbound),
+                    _ => return Err(BackendError::Protocol(format!("stored frame {key}:{index} is not one chunk"))),
                 }
-                _ => return Err(BackendError::Protocol(format!("stored frame {key}:{index} is not one chunk"))),
             }
         }
-        stored.next = batch.end;
-        if stored.next >= stored.count {
+        if frames.end == total {
             let left: i64 = connection.decr(readers_key(key), 1).await.map_err(self.failed())?;
             if left <= 0 {
-                delete_publish(connection, key, stored.count).await.map_err(self.failed())?;
+                delete_publish(connection, key, total).await.map_err(self.failed())?;
             }
         }
         Ok(message)
@@ -356,7 +349,7 @@ enum Decoded {
     /// A whole message, or an abort.
     Inbound(Inbound),
     /// A publish whose frames are stored under `key`.
-    Stored { key: String, count: u32 },
+    Stored { key: String, frames: Range<u32>, total: u32 },
 }
 
 async fn delete_publish(connection: &mut MultiplexedConnection, key: &str, count: u32) -> redis::RedisResult<()> {
@@ -381,29 +374,38 @@ impl Backend for RedisBackend {
     fn publish(&self, envelope: Envelope, payload: Bytes) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             let split = Split::new(&self.flare_id, &envelope, &payload, self.options.chunk_bytes);
-            let count = split.count() as u32;
+            let total = split.count() as u32;
             let key = {
                 let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let key = format!("{}{}:{}", published_prefix(&self.flare_id), self.pack_id, published.len());
-                published.push((key.clone(), count));
+                published.push((key.clone(), total));
                 key
             };
             let expiry = self.expiry();
-            self.write_frames(&split, |index, frame| {
+            // Readers are told of each batch of frames once it is stored, so
+            // they fetch one batch while the next is being written.
+            for first in (0..total).step_by(DRAIN_BATCH) {
+                let frames = first..total.min(first + DRAIN_BATCH as u32);
+                let batch = split.frames().enumerate().skip(first as usize).take(frames.len());
+                self.write_frames(batch, |index, frame| {
+                    let mut pipe = redis::pipe();
+                    pipe.set_ex(frame_key(&key, index as u32), frame, expiry).ignore();
+                    pipe
+                })
+                .await?;
+                let pointer = frame::encode_stored(&self.flare_id, &envelope, frames, total, &key);
                 let mut pipe = redis::pipe();
-                pipe.set_ex(frame_key(&key, index as u32), frame, expiry).ignore();
-                pipe
-            })
-            .await?;
-            // The count of readers before any pointer: a reader that finds
-            // it decrements it.
-            let pointer = frame::encode_stored(&self.flare_id, &envelope, count, &key);
-            let mut pipe = redis::pipe();
-            pipe.set_ex(readers_key(&key), self.pack_count - 1, expiry).ignore();
-            for pack in self.others() {
-                self.push_command(&mut pipe, pack, &pointer[..]);
+                if first == 0 {
+                    // The count of readers before any pointer: a reader
+                    // that read the last frame decrements it.
+                    pipe.set_ex(readers_key(&key), self.pack_count - 1, expiry).ignore();
+                }
+                for pack in self.others() {
+                    self.push_command(&mut pipe, pack, &pointer[..]);
+                }
+                pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())?;
             }
-            pipe.query_async::<()>(&mut self.sender.clone()).await.map_err(self.failed())
+            Ok(())
         })
     }
 
@@ -413,16 +415,6 @@ impl Backend for RedisBackend {
             let mut receiver = self.receiver.lock().await;
             let receiver = &mut *receiver;
             loop {
-                if let Some(stored) = &mut receiver.stored {
-                    let message = self.fetch_stored(&mut receiver.connection, stored).await?;
-                    if stored.next >= stored.count {
-                        receiver.stored = None;
-                    }
-                    match message {
-                        Some(inbound) => return Ok(inbound),
-                        None => continue,
-                    }
-                }
                 let raw = match receiver.popped.pop_front() {
                     Some(raw) => raw,
                     None => {
@@ -438,12 +430,15 @@ impl Backend for RedisBackend {
                         raw
                     }
                 };
-                match self.decode(Bytes::from(raw))? {
-                    Decoded::Nothing => {}
-                    Decoded::Inbound(inbound) => return Ok(inbound),
-                    Decoded::Stored { key, count } => {
-                        receiver.stored = Some(Stored { key, next: 0, count, handed_on: false });
+                let inbound = match self.decode(Bytes::from(raw))? {
+                    Decoded::Nothing => None,
+                    Decoded::Inbound(inbound) => Some(inbound),
+                    Decoded::Stored { key, frames, total } => {
+                        self.fetch_stored(&mut receiver.connection, &key, frames, total).await?
                     }
+                };
+                if let Some(inbound) = inbound {
+                    return Ok(inbound);
                 }
             }
         })

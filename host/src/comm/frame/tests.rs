@@ -94,15 +94,21 @@ fn done_frames_name_their_pack() {
 fn stored_frames_name_their_key_and_count() {
     let envelope = Envelope::collective(Kind::Broadcast, 4, 0, u32::MAX);
     let key = "burst:flare-7:pub:0:3";
-    let frame = encode_stored(FLARE, &envelope, 9, key);
-    assert_eq!(decode(&frame, FLARE), Ok(Frame::Stored { key: key.to_owned(), count: 9 }));
+    let frame = encode_stored(FLARE, &envelope, 16..32, 40, key);
+    assert_eq!(decode(&frame, FLARE), Ok(Frame::Stored { key: key.to_owned(), frames: 16..32, total: 40 }));
+    for (frames, total) in [(16..16, 40), (16..41, 40), (39..40, 38)] {
+        let frame = encode_stored(FLARE, &envelope, frames, total, key);
+        assert!(matches!(decode(&frame, FLARE), Err(FrameError::Inconsistent(_))), "{frame:?}");
+    }
     let long = "k".repeat(MAX_STORED_KEY + 1);
     let mut out = BytesMut::new();
-    put_header(&mut out, STORED, FLARE, &envelope, 0, 1, long.len() as u64);
+    put_header(&mut out, STORED, FLARE, &envelope, 0, 1, 4 + long.len() as u64);
+    out.put_u32_le(1);
     out.put_slice(long.as_bytes());
     assert!(matches!(decode(&out.freeze(), FLARE), Err(FrameError::Inconsistent(_))));
     let mut out = BytesMut::new();
-    put_header(&mut out, STORED, FLARE, &envelope, 0, 1, 2);
+    put_header(&mut out, STORED, FLARE, &envelope, 0, 1, 6);
+    out.put_u32_le(1);
     out.put_slice(&[0xff, 0xfe]);
     assert!(matches!(decode(&out.freeze(), FLARE), Err(FrameError::Inconsistent(_))));
 }
