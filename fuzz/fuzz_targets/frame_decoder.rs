@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 const FLARE: &str = "fuzz";
 
 fuzz_target!(|data: &[u8]| {
-    let mut reassembler = Reassembler::default();
+    let mut reassembler = Reassembler::new(MAX_MESSAGE_BYTES);
     // The input is read as a sequence of frames, each preceded by its
     // one-byte length, so that the fuzzer can build multi-chunk messages.
     let mut rest = data;
