@@ -24,6 +24,12 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 /// at the end. A message that came whole is returned as it came.
 fn receive(source: u32, tag: u32) -> Result<Vec<u8>, Error> {
     let (len, first) = comm::recv_first(source, tag)?;
+    complete(0, len, first)
+}
+
+/// Result `index` of the last `-first` call, of `len` bytes, whose first
+/// piece is `first`: the rest is read piece by piece with `recv-more`.
+fn complete(index: u32, len: u64, first: Vec<u8>) -> Result<Vec<u8>, Error> {
     if first.len() as u64 == len {
         return Ok(first);
     }
@@ -32,7 +38,7 @@ fn receive(source: u32, tag: u32) -> Result<Vec<u8>, Error> {
     message.extend_from_slice(&first);
     drop(first);
     while message.len() < len {
-        message.extend_from_slice(&comm::recv_more()?);
+        message.extend_from_slice(&comm::recv_more(index)?);
     }
     Ok(message)
 }
@@ -207,7 +213,8 @@ impl Context {
     /// # Errors
     /// `InvalidArgument` for a wrong number of parts.
     pub fn all_to_all_bytes(&self, parts: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Error> {
-        Ok(comm::all_to_all(parts)?)
+        let firsts = comm::all_to_all_first(parts)?;
+        (0..).zip(firsts).map(|(sender, (len, first))| complete(sender, len, first)).collect()
     }
 
     /// Element-wise reduction of little-endian arrays of `ty` to `root`

@@ -13,8 +13,8 @@
 //! chunk at a time, and only what stays in the pack (or meets other local
 //! workers' inputs in a collective round) is copied into a host buffer of
 //! its size. Messages from other packs can be received the same way, a
-//! piece at a time (`recv-first`, `recv-more`), so a large message never
-//! has to be whole in the host on either side.
+//! piece at a time (`recv-first`, `all-to-all-first`, then `recv-more`), so
+//! a large message never has to be whole in the host on either side.
 
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
@@ -53,7 +53,7 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     });
     link!(comm, "recv", |store, c, (source, tag): (u32, u32)| -> Bytes { c.recv(source, tag) });
     link!(comm, "recv-first", |store, c, (source, tag): (u32, u32)| -> (u64, Bytes) { c.recv_first(source, tag) });
-    link!(comm, "recv-more", |store, c, (): ()| -> Bytes { c.recv_more() });
+    link!(comm, "recv-more", |store, c, (index): (u32,)| -> Bytes { c.recv_more(index) });
     link!(comm, "broadcast", |store, c, (root, data): (u32, Option<WasmList<u8>>)| -> Bytes {
         c.broadcast(root, data.map(|list| Bytes::copy_from_slice(list.as_le_slice(&store))))
     });
@@ -68,6 +68,9 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     });
     link!(comm, "all-to-all", |store, c, (parts): (Vec<WasmList<u8>>,)| -> Vec<Bytes> {
         c.all_to_all(borrow_parts(&store, &parts))
+    });
+    link!(comm, "all-to-all-first", |store, c, (parts): (Vec<WasmList<u8>>,)| -> Vec<(u64, Bytes)> {
+        c.all_to_all_first(borrow_parts(&store, &parts))
     });
     link!(comm, "reduce", |store, c, (root, data, ty, op): (u32, WasmList<u8>, Dtype, ReduceOp)| -> Option<Bytes> {
         c.reduce(root, Bytes::copy_from_slice(data.as_le_slice(&store)), ty, op)

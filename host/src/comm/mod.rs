@@ -25,6 +25,7 @@ pub mod plan;
 pub mod rabbitmq;
 pub mod redis;
 mod reduce;
+mod unread;
 mod worker;
 
 pub use backend::{Backend, BackendError, BoxFuture, Inbound, within};

@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
-use super::message::{Payload, Reading};
+use super::message::{Message, Payload, Reading};
 use super::reduce::check_elements;
+use super::unread::Unread;
 use super::{CommError, EVERY_PACK, Envelope, Kind, PackComm, fold};
 use crate::bindings::{BurstInfo, WitPackRange};
 use crate::{Dtype, ReduceOp};
@@ -67,8 +68,8 @@ pub struct WorkerComm {
     worker_id: u32,
     local_index: usize,
     counters: Mutex<Counters>,
-    /// The message `recv-first` began and `recv-more` continues.
-    reading: Mutex<Option<Reading>>,
+    /// What `recv-more` continues.
+    unread: Unread,
     in_call: AtomicBool,
 }
 
@@ -92,7 +93,7 @@ impl WorkerComm {
             worker_id,
             local_index,
             counters: Mutex::default(),
-            reading: Mutex::default(),
+            unread: Unread::default(),
             in_call: AtomicBool::new(false),
         }
     }
@@ -121,10 +122,6 @@ impl WorkerComm {
 
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn reading(&self) -> std::sync::MutexGuard<'_, Option<Reading>> {
-        self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `body` as this worker's next collective call, of `kind` with
@@ -207,40 +204,27 @@ impl WorkerComm {
     /// its length, and its first piece as soon as that is here. A message
     /// from another pack comes a frame at a time ([`recv_more`](Self::recv_more)
     /// reads the rest), so it never has to be whole in the host; one that
-    /// arrived whole is one piece. Drops what was left unread of the
-    /// previous message begun this way.
+    /// arrived whole is one piece.
     ///
     /// # Errors
     /// `InvalidWorker`, `Timeout`, or the flare's failure.
     pub async fn recv_first(&self, source: u32, tag: u32) -> Result<(u64, Bytes), CommError> {
         self.check_worker(source)?;
         let seq = next_on(&mut self.counters().received, source, tag)?;
-        self.reading().take();
         let message = self.pack.take_message(Envelope::direct(tag, seq, source, self.worker_id)).await?;
-        self.continue_reading(Reading::new(message)).await
+        let mut firsts = self.unread.begin(&self.pack, vec![message]).await?;
+        firsts.pop().ok_or_else(|| CommError::Protocol("a receive produced no result".into()))
     }
 
-    /// The next piece of the message [`recv_first`](Self::recv_first) began.
+    /// The next piece of result `index` of the last `-first` call
+    /// ([`recv_first`](Self::recv_first): 0; [`all_to_all_first`](Self::all_to_all_first):
+    /// the sender).
     ///
     /// # Errors
-    /// `InvalidArgument` when no message is being read (none was begun, or
-    /// every byte of it was read); `Timeout`, or the flare's failure.
-    pub async fn recv_more(&self) -> Result<Bytes, CommError> {
-        let reading = self.reading().take().ok_or_else(|| {
-            CommError::InvalidArgument("recv-more: no message is being received (begin one with recv-first)".into())
-        })?;
-        self.continue_reading(reading).await.map(|(_, piece)| piece)
-    }
-
-    /// Reads the next piece of `reading`, and keeps it for `recv-more`
-    /// unless that was its last.
-    async fn continue_reading(&self, mut reading: Reading) -> Result<(u64, Bytes), CommError> {
-        let piece = self.pack.read(reading.next()).await?;
-        let len = reading.total();
-        if !reading.is_done() {
-            *self.reading() = Some(reading);
-        }
-        Ok((len, piece))
+    /// `InvalidArgument` when that result has nothing left to read;
+    /// `Timeout`, or the flare's failure.
+    pub async fn recv_more(&self, index: u32) -> Result<Bytes, CommError> {
+        self.unread.more(&self.pack, index).await
     }
 
     /// The root's data, on every worker.
@@ -383,6 +367,27 @@ impl WorkerComm {
     /// # Errors
     /// `InvalidArgument` unless exactly `burst_size` parts are passed.
     pub async fn all_to_all(&self, parts: Vec<Payload<'_>>) -> Result<Vec<Bytes>, CommError> {
+        let messages = self.all_to_all_messages(parts).await?;
+        let mut received = Vec::with_capacity(messages.len());
+        for message in messages {
+            received.push(self.pack.read(Reading::new(message).rest()).await?);
+        }
+        Ok(received)
+    }
+
+    /// [`all_to_all`](Self::all_to_all), each result as its length and
+    /// first piece; [`recv_more`](Self::recv_more) with the sender's id
+    /// reads the rest of a part from another pack while it arrives.
+    ///
+    /// # Errors
+    /// As [`all_to_all`](Self::all_to_all).
+    pub async fn all_to_all_first(&self, parts: Vec<Payload<'_>>) -> Result<Vec<(u64, Bytes)>, CommError> {
+        let messages = self.all_to_all_messages(parts).await?;
+        self.unread.begin(&self.pack, messages).await
+    }
+
+    /// Sends the parts and takes each sender's message as it begins.
+    async fn all_to_all_messages(&self, parts: Vec<Payload<'_>>) -> Result<Vec<Message>, CommError> {
         self.check_parts("all-to-all", &parts)?;
         self.check_size(parts.iter().map(Payload::len))?;
         let me = self.worker_id;
@@ -395,9 +400,9 @@ impl WorkerComm {
             let mut received = Vec::with_capacity(self.burst_size() as usize);
             for source in 0..self.burst_size() {
                 received.push(if source == me {
-                    std::mem::take(&mut own)
+                    Message::Whole(std::mem::take(&mut own))
                 } else {
-                    self.pack.take(Envelope::collective(Kind::AllToAll, seq, source, me)).await?
+                    self.pack.take_message(Envelope::collective(Kind::AllToAll, seq, source, me)).await?
                 });
             }
             Ok(received)
