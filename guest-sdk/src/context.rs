@@ -178,7 +178,8 @@ impl Context {
     /// `InvalidWorker` for a bad root, `InvalidArgument` when the rule above
     /// is broken.
     pub fn broadcast_bytes(&self, root: u32, data: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        Ok(comm::broadcast(root, data)?)
+        let (len, first) = comm::broadcast_first(root, data)?;
+        complete(0, len, first)
     }
 
     /// Worker `i` gets `parts[i]`. The root passes exactly `burst_size()`
@@ -204,7 +205,8 @@ impl Context {
     /// # Errors
     /// The flare's failure.
     pub fn all_gather_bytes(&self, data: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-        Ok(comm::all_gather(data)?)
+        let firsts = comm::all_gather_first(data)?;
+        (0..).zip(firsts).map(|(sender, (len, first))| complete(sender, len, first)).collect()
     }
 
     /// `parts[j]` goes to worker `j`; exactly `burst_size()` parts. The

@@ -13,8 +13,8 @@
 //! chunk at a time, and only what stays in the pack (or meets other local
 //! workers' inputs in a collective round) is copied into a host buffer of
 //! its size. Messages from other packs can be received the same way, a
-//! piece at a time (`recv-first`, `all-to-all-first`, then `recv-more`), so
-//! a large message never has to be whole in the host on either side.
+//! piece at a time (a `-first` call, then `recv-more`), so a large message
+//! never has to be whole in the host on either side.
 
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
@@ -57,6 +57,9 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     link!(comm, "broadcast", |store, c, (root, data): (u32, Option<WasmList<u8>>)| -> Bytes {
         c.broadcast(root, data.map(|list| Bytes::copy_from_slice(list.as_le_slice(&store))))
     });
+    link!(comm, "broadcast-first", |store, c, (root, data): (u32, Option<WasmList<u8>>)| -> (u64, Bytes) {
+        c.broadcast_first(root, data.map(|list| Bytes::copy_from_slice(list.as_le_slice(&store))))
+    });
     link!(comm, "scatter", |store, c, (root, parts): (u32, Option<Vec<WasmList<u8>>>)| -> Bytes {
         c.scatter(root, parts.as_deref().map(|parts| borrow_parts(&store, parts)))
     });
@@ -65,6 +68,9 @@ pub(crate) fn add_comm(linker: &mut Linker<WorkerState>) -> anyhow::Result<()> {
     });
     link!(comm, "all-gather", |store, c, (data): (WasmList<u8>,)| -> Vec<Bytes> {
         c.all_gather(Bytes::copy_from_slice(data.as_le_slice(&store)))
+    });
+    link!(comm, "all-gather-first", |store, c, (data): (WasmList<u8>,)| -> Vec<(u64, Bytes)> {
+        c.all_gather_first(Bytes::copy_from_slice(data.as_le_slice(&store)))
     });
     link!(comm, "all-to-all", |store, c, (parts): (Vec<WasmList<u8>>,)| -> Vec<Bytes> {
         c.all_to_all(borrow_parts(&store, &parts))

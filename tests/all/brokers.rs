@@ -146,17 +146,26 @@ async fn every_collective_through_a_broker_matches_the_model_with_many_chunks() 
 
 #[tokio::test]
 async fn a_message_from_another_pack_is_received_a_frame_at_a_time() {
-    // The receiver reads with the raw recv-first / all-to-all-first /
-    // recv-more calls: from another pack, a piece per 4 KiB frame as it
-    // arrives; within a pack (or through the in-process broker), the
-    // message whole in one piece.
+    // The receivers read with the raw -first calls and recv-more: from
+    // another pack, a piece per 4 KiB frame as it arrives (the two workers
+    // of pack 1 share the pieces of the broadcast and of the all-gather
+    // part); within a pack (or through the in-process broker), the message
+    // whole in one piece.
     let input = json!({ "scenario": "comm_pieces", "bytes": 10_000 });
     let seen = |pieces: &str| {
-        json!([format!("a2a={pieces}"), "total=10000", format!("pieces={pieces}"), "exact", "after=invalid-argument"])
+        json!([
+            format!("a2a={pieces}"),
+            "total=10000",
+            format!("pieces={pieces}"),
+            "exact",
+            "after=invalid-argument",
+            format!("broadcast={pieces}"),
+            format!("all-gather={pieces}")
+        ])
     };
     for kind in BROKERS {
-        let result = run_through(kind, fixtures(), 2, 1, &input, 4096).await;
-        assert_eq!(outputs(&result)[1], seen("4096,4096,1808"), "{kind:?}");
+        let result = run_through(kind, fixtures(), 4, 2, &input, 4096).await;
+        assert_eq!(outputs(&result)[3], seen("4096,4096,1808"), "{kind:?}");
     }
     assert_eq!(outputs(&run(fixtures(), 2, 2, &input).await)[1], seen("10000"));
     assert_eq!(outputs(&run(fixtures(), 2, 1, &input).await)[1], seen("10000"));

@@ -13,6 +13,13 @@
 //! receiver that reads it piece by piece (`recv-first` / `recv-more`) never
 //! needs the whole message in host memory, and one that needs it whole
 //! collects it into one buffer of its size.
+//!
+//! A message every worker of a pack reads (a broadcast, a part of an
+//! all-gather) is a [`SharedMessage`]: its pieces are pulled from the
+//! backend once, by whichever reader needs the next one first, and shared
+//! by reference with the others, each reading at its own pace.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -159,10 +166,92 @@ impl Arriving {
     }
 }
 
+/// A message read by every worker of a pack.
+#[derive(Clone, Debug)]
+pub enum SharedMessage {
+    /// All its bytes, shared by reference.
+    Whole(Bytes),
+    /// A message from another pack whose pieces are still arriving.
+    Arriving(Arc<Tee>),
+}
+
+impl SharedMessage {
+    /// Shares `message` among readers.
+    pub fn new(message: Message) -> Self {
+        match message {
+            Message::Whole(bytes) => SharedMessage::Whole(bytes),
+            Message::Arriving(arriving) => SharedMessage::Arriving(Arc::new(Tee::new(arriving))),
+        }
+    }
+
+    /// The message's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            SharedMessage::Whole(bytes) => bytes.len() as u64,
+            SharedMessage::Arriving(tee) => tee.len,
+        }
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An arriving message with several readers. The pieces pulled so far are
+/// kept (by reference, never copied) until the last reader is done with the
+/// message, so a reader behind the others finds them here; the reader that
+/// first needs a piece not yet pulled waits for it on everyone's behalf.
+#[derive(Debug)]
+pub struct Tee {
+    len: u64,
+    pieces: Mutex<Vec<Bytes>>,
+    /// The backend's pieces and the bytes pulled from it; held only while
+    /// pulling the next piece.
+    source: tokio::sync::Mutex<(Arriving, u64)>,
+}
+
+impl Tee {
+    fn new(arriving: Arriving) -> Self {
+        Self { len: arriving.len(), pieces: Mutex::default(), source: tokio::sync::Mutex::new((arriving, 0)) }
+    }
+
+    fn pulled(&self, index: usize) -> Option<Bytes> {
+        self.pieces.lock().unwrap_or_else(PoisonError::into_inner).get(index).cloned()
+    }
+
+    /// Piece `index` (readers ask for their pieces in order), waiting for
+    /// it if no reader has pulled it yet; `None` after the last.
+    async fn piece(&self, index: usize) -> Result<Option<Bytes>, Incomplete> {
+        if let Some(piece) = self.pulled(index) {
+            return Ok(Some(piece));
+        }
+        let mut source = self.source.lock().await;
+        // Another reader may have pulled it while this one waited.
+        if let Some(piece) = self.pulled(index) {
+            return Ok(Some(piece));
+        }
+        let (arriving, received) = &mut *source;
+        let Some(piece) = arriving.next(*received).await? else { return Ok(None) };
+        *received += piece.len() as u64;
+        self.pieces.lock().unwrap_or_else(PoisonError::into_inner).push(piece.clone());
+        Ok(Some(piece))
+    }
+}
+
+/// Where a [`Reading`] gets its pieces.
+#[derive(Debug)]
+enum Source {
+    Whole(Bytes),
+    Arriving(Arriving),
+    /// A shared message, and the index of this reader's next piece.
+    Shared(Arc<Tee>, usize),
+}
+
 /// A message being read piece by piece.
 #[derive(Debug)]
 pub struct Reading {
-    message: Message,
+    source: Source,
     total: u64,
     received: u64,
 }
@@ -170,7 +259,21 @@ pub struct Reading {
 impl Reading {
     /// Starts reading `message`.
     pub fn new(message: Message) -> Self {
-        Self { total: message.len(), message, received: 0 }
+        let total = message.len();
+        let source = match message {
+            Message::Whole(bytes) => Source::Whole(bytes),
+            Message::Arriving(arriving) => Source::Arriving(arriving),
+        };
+        Self { source, total, received: 0 }
+    }
+
+    /// Starts one reader's reading of a shared message.
+    pub fn shared(message: &SharedMessage) -> Self {
+        let source = match message {
+            SharedMessage::Whole(bytes) => Source::Whole(bytes.clone()),
+            SharedMessage::Arriving(tee) => Source::Shared(Arc::clone(tee), 0),
+        };
+        Self { source, total: message.len(), received: 0 }
     }
 
     /// The length of the whole message, in bytes.
@@ -189,9 +292,17 @@ impl Reading {
     /// # Errors
     /// [`Incomplete`] when the message stopped before its end.
     pub async fn next(&mut self) -> Result<Bytes, Incomplete> {
-        let piece = match &mut self.message {
-            Message::Whole(bytes) => std::mem::take(bytes),
-            Message::Arriving(arriving) => arriving.next(self.received).await?.unwrap_or_default(),
+        if self.is_done() {
+            return Ok(Bytes::new());
+        }
+        let piece = match &mut self.source {
+            Source::Whole(bytes) => std::mem::take(bytes),
+            Source::Arriving(arriving) => arriving.next(self.received).await?.unwrap_or_default(),
+            Source::Shared(tee, index) => {
+                let piece = tee.piece(*index).await?.unwrap_or_default();
+                *index += 1;
+                piece
+            }
         };
         self.received += piece.len() as u64;
         Ok(piece)
@@ -199,12 +310,13 @@ impl Reading {
 
     /// The rest of the message in one buffer: the whole message itself if
     /// nothing was read yet and it arrived whole, else one copy of each
-    /// piece into a buffer of the message's size.
+    /// piece into a buffer of the message's size (one per reader of a
+    /// shared message).
     ///
     /// # Errors
     /// [`Incomplete`] when the message stopped before its end.
     pub async fn rest(mut self) -> Result<Bytes, Incomplete> {
-        if let Message::Whole(bytes) = self.message {
+        if let Source::Whole(bytes) = self.source {
             return Ok(bytes);
         }
         let mut rest = BytesMut::with_capacity((self.total() - self.received) as usize);
@@ -252,5 +364,45 @@ mod tests {
         assert_eq!(reading.total(), 3);
         assert!(reading.is_done());
         assert!(reading.next().await.expect("complete").is_empty());
+    }
+
+    #[tokio::test]
+    async fn readers_of_a_shared_message_each_get_every_piece_at_their_own_pace() {
+        let (pieces, arriving) = Arriving::channel(7);
+        let shared = SharedMessage::new(Message::Arriving(arriving));
+        assert_eq!(shared.len(), 7);
+        let mut ahead = Reading::shared(&shared);
+        let behind = Reading::shared(&shared);
+        pieces.push(Bytes::from_static(b"abc"));
+        assert_eq!(&ahead.next().await.expect("complete")[..], b"abc");
+        pieces.push(Bytes::from_static(b"defg"));
+        assert_eq!(&ahead.next().await.expect("complete")[..], b"defg");
+        assert!(ahead.is_done());
+        assert!(ahead.next().await.expect("complete").is_empty());
+        // The pieces the first reader pulled wait for the second.
+        drop(pieces);
+        assert_eq!(&behind.rest().await.expect("complete")[..], b"abcdefg");
+    }
+
+    #[tokio::test]
+    async fn a_shared_message_that_stops_early_is_incomplete_for_every_reader() {
+        let (pieces, arriving) = Arriving::channel(5);
+        let shared = SharedMessage::new(Message::Arriving(arriving));
+        pieces.push(Bytes::from_static(b"ab"));
+        drop(pieces);
+        for _ in 0..2 {
+            let error = Reading::shared(&shared).rest().await.expect_err("incomplete");
+            assert_eq!(error, Incomplete { received: 2, len: 5 });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_whole_message_is_one_piece_for_every_reader() {
+        let shared = SharedMessage::new(Message::from(Bytes::from_static(b"xyz")));
+        for _ in 0..2 {
+            let mut reading = Reading::shared(&shared);
+            assert_eq!(&reading.next().await.expect("complete")[..], b"xyz");
+            assert!(reading.is_done());
+        }
     }
 }

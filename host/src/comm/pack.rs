@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Incomplete, Message, Payload, Reading};
+use super::message::{Incomplete, Message, Payload, Reading, SharedMessage};
 use super::{
     Account, Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within,
 };
@@ -32,8 +32,10 @@ use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
 /// this, and what could not be deleted is left to expire.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What every local worker of a collective round gets: the pack-level result.
-pub(crate) type RoundOutput = Result<Arc<Vec<Bytes>>, CommError>;
+/// What every local worker of a collective round gets: the pack-level
+/// results, which each worker reads for itself (a result from another pack
+/// as it arrives).
+pub(crate) type RoundOutput = Result<Arc<Vec<SharedMessage>>, CommError>;
 
 struct Round {
     inputs: Vec<Option<Bytes>>,

@@ -8,11 +8,13 @@
 //! - `scatter`, `gather`, `all-to-all`: every part goes straight to its
 //!   destination; only parts for other packs cross the backend.
 //! - `broadcast`: the root's pack publishes once; every other pack reads it
-//!   once and shares the buffer among its workers.
+//!   once, as it arrives, and shares its pieces among its workers.
 //! - `all-gather`: each pack publishes its workers' parts once.
 //! - `reduce`, `all-reduce`, `barrier`: each pack combines its workers'
 //!   inputs first (in worker-id order); pack partials cross the backend, to
 //!   the root's pack, or to pack 0 which publishes the result.
+//!
+//! The last three meet in a round of their pack ([`rounds`]).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -21,14 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::future::try_join_all;
 
 use super::message::{Message, Payload, Reading};
-use super::reduce::check_elements;
 use super::unread::Unread;
-use super::{CommError, EVERY_PACK, Envelope, Kind, PackComm, fold};
+use super::{CommError, Envelope, Kind, PackComm};
 use crate::bindings::{BurstInfo, WitPackRange};
-use crate::{Dtype, ReduceOp};
+
+mod rounds;
 
 #[derive(Default)]
 struct Counters {
@@ -212,58 +213,20 @@ impl WorkerComm {
         self.check_worker(source)?;
         let seq = next_on(&mut self.counters().received, source, tag)?;
         let message = self.pack.take_message(Envelope::direct(tag, seq, source, self.worker_id)).await?;
-        let mut firsts = self.unread.begin(&self.pack, vec![message]).await?;
+        let mut firsts = self.unread.begin(&self.pack, vec![Reading::new(message)]).await?;
         firsts.pop().ok_or_else(|| CommError::Protocol("a receive produced no result".into()))
     }
 
     /// The next piece of result `index` of the last `-first` call
-    /// ([`recv_first`](Self::recv_first): 0; [`all_to_all_first`](Self::all_to_all_first):
-    /// the sender).
+    /// ([`recv_first`](Self::recv_first), [`broadcast_first`](Self::broadcast_first):
+    /// 0; [`all_to_all_first`](Self::all_to_all_first),
+    /// [`all_gather_first`](Self::all_gather_first): the sender).
     ///
     /// # Errors
     /// `InvalidArgument` when that result has nothing left to read;
     /// `Timeout`, or the flare's failure.
     pub async fn recv_more(&self, index: u32) -> Result<Bytes, CommError> {
         self.unread.more(&self.pack, index).await
-    }
-
-    /// The root's data, on every worker.
-    ///
-    /// # Errors
-    /// `InvalidWorker` for a bad root, `InvalidArgument` when the root passes
-    /// no data or another worker passes some.
-    pub async fn broadcast(&self, root: u32, data: Option<Bytes>) -> Result<Bytes, CommError> {
-        self.check_worker(root)?;
-        match (root == self.worker_id, data.is_some()) {
-            (true, false) => {
-                return Err(CommError::InvalidArgument("the root of a broadcast must pass data".into()));
-            }
-            (false, true) => {
-                return Err(CommError::InvalidArgument(format!("only the root ({root}) passes data to a broadcast")));
-            }
-            _ => {}
-        }
-        self.check_size(data.as_ref().map(Bytes::len))?;
-        let pack = &*self.pack;
-        self.collective(Kind::Broadcast, Some(root), |seq| async move {
-            let envelope = Envelope::collective(Kind::Broadcast, seq, root, EVERY_PACK);
-            let output = pack
-                .round((Kind::Broadcast, seq), self.local_index, data, |mut inputs| async move {
-                    let root_index = root.checked_sub(pack.range().first).map(|i| i as usize);
-                    let data = match root_index.and_then(|i| inputs.get_mut(i)).and_then(Option::take) {
-                        Some(data) => {
-                            pack.publish(envelope, data.clone()).await?;
-                            data
-                        }
-                        None => pack.take(envelope).await?,
-                    };
-                    pack.count_local(data.len() as u64 * u64::from(pack.range().count - 1));
-                    Ok(Arc::new(vec![data]))
-                })
-                .await?;
-            first(&output)
-        })
-        .await
     }
 
     /// Part `worker_id` of the root's parts.
@@ -325,43 +288,6 @@ impl WorkerComm {
         .await
     }
 
-    /// Every worker's data, on every worker, indexed by sender.
-    ///
-    /// # Errors
-    /// The flare's failure.
-    pub async fn all_gather(&self, data: Bytes) -> Result<Vec<Bytes>, CommError> {
-        self.check_size([data.len()])?;
-        let pack = &*self.pack;
-        self.collective(Kind::AllGather, None, |seq| async move {
-            let output = pack
-                .round((Kind::AllGather, seq), self.local_index, Some(data), |inputs| async move {
-                    let range = pack.range();
-                    let envelope = |source| Envelope::collective(Kind::AllGather, seq, source, EVERY_PACK);
-                    let own: Vec<Bytes> = inputs.into_iter().map(Option::unwrap_or_default).collect();
-                    try_join_all(
-                        range.workers().zip(&own).map(|(source, part)| pack.publish(envelope(source), part.clone())),
-                    )
-                    .await?;
-                    let own_bytes: u64 = own.iter().map(|p| p.len() as u64).sum();
-                    let mut all = Vec::with_capacity(pack.layout().burst_size() as usize);
-                    for source in 0..range.first {
-                        all.push(pack.take(envelope(source)).await?);
-                    }
-                    all.extend(own);
-                    for source in range.workers().end..pack.layout().burst_size() {
-                        all.push(pack.take(envelope(source)).await?);
-                    }
-                    let all_bytes: u64 = all.iter().map(|p| p.len() as u64).sum();
-                    let count = u64::from(range.count);
-                    pack.count_local(own_bytes * (count - 1) + (all_bytes - own_bytes) * (count - 1));
-                    Ok(Arc::new(all))
-                })
-                .await?;
-            Ok(output.as_ref().clone())
-        })
-        .await
-    }
-
     /// Part `j` goes to worker `j`; the result is indexed by sender.
     ///
     /// # Errors
@@ -383,7 +309,7 @@ impl WorkerComm {
     /// As [`all_to_all`](Self::all_to_all).
     pub async fn all_to_all_first(&self, parts: Vec<Payload<'_>>) -> Result<Vec<(u64, Bytes)>, CommError> {
         let messages = self.all_to_all_messages(parts).await?;
-        self.unread.begin(&self.pack, messages).await
+        self.unread.begin(&self.pack, messages.into_iter().map(Reading::new).collect()).await
     }
 
     /// Sends the parts and takes each sender's message as it begins.
@@ -409,107 +335,4 @@ impl WorkerComm {
         })
         .await
     }
-
-    /// Element-wise reduction of every worker's `data`, delivered to `root`.
-    ///
-    /// # Errors
-    /// `InvalidWorker` for a bad root; `InvalidArgument` for data that is not
-    /// whole elements of `ty` or inputs of different lengths.
-    pub async fn reduce(&self, root: u32, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Option<Bytes>, CommError> {
-        self.check_worker(root)?;
-        check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-        self.check_size([data.len()])?;
-        let pack = &*self.pack;
-        self.collective(Kind::Reduce, Some(root), |seq| async move {
-            let output = pack
-                .round((Kind::Reduce, seq), self.local_index, Some(data), |inputs| async move {
-                    let layout = pack.layout();
-                    let root_pack = layout.pack_of(root);
-                    let partial = combine_pack(pack, &inputs, ty, op)?;
-                    let envelope = |from_pack| {
-                        Envelope::collective(Kind::Reduce, seq, layout.leader(from_pack), layout.leader(root_pack))
-                    };
-                    if pack.pack_id() != root_pack {
-                        pack.route(envelope(pack.pack_id()), Payload::Shared(&partial)).await?;
-                        return Ok(Arc::new(Vec::new()));
-                    }
-                    let mut partials = Vec::with_capacity(layout.pack_count() as usize);
-                    for from_pack in 0..layout.pack_count() {
-                        partials.push(if from_pack == root_pack {
-                            partial.clone()
-                        } else {
-                            pack.take(envelope(from_pack)).await?
-                        });
-                    }
-                    Ok(Arc::new(vec![fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?]))
-                })
-                .await?;
-            if root == self.worker_id { first(&output).map(Some) } else { Ok(None) }
-        })
-        .await
-    }
-
-    /// Element-wise reduction of every worker's `data`, on every worker.
-    ///
-    /// # Errors
-    /// `InvalidArgument` for data that is not whole elements of `ty` or
-    /// inputs of different lengths.
-    pub async fn all_reduce(&self, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
-        check_elements(ty, data.len()).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-        self.check_size([data.len()])?;
-        self.reduce_everywhere(Kind::AllReduce, data, ty, op).await
-    }
-
-    /// Returns once every worker has entered the barrier.
-    ///
-    /// # Errors
-    /// The flare's failure.
-    pub async fn barrier(&self) -> Result<(), CommError> {
-        self.reduce_everywhere(Kind::Barrier, Bytes::new(), Dtype::U8, ReduceOp::Sum).await.map(drop)
-    }
-
-    /// Reduces to pack 0, which publishes the result to every other pack.
-    async fn reduce_everywhere(&self, kind: Kind, data: Bytes, ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
-        let pack = &*self.pack;
-        self.collective(kind, None, |seq| async move {
-            let output = pack
-                .round((kind, seq), self.local_index, Some(data), |inputs| async move {
-                    let layout = pack.layout();
-                    let partial = combine_pack(pack, &inputs, ty, op)?;
-                    let result_envelope = Envelope::collective(kind, seq, 0, EVERY_PACK);
-                    let result = if pack.pack_id() == 0 {
-                        let mut partials = vec![partial];
-                        for from_pack in 1..layout.pack_count() {
-                            partials
-                                .push(pack.take(Envelope::collective(kind, seq, layout.leader(from_pack), 0)).await?);
-                        }
-                        let result = fold(ty, op, &partials).map_err(|e| CommError::InvalidArgument(e.to_string()))?;
-                        pack.publish(result_envelope, result.clone()).await?;
-                        result
-                    } else {
-                        let envelope = Envelope::collective(kind, seq, layout.leader(pack.pack_id()), 0);
-                        pack.route(envelope, Payload::Shared(&partial)).await?;
-                        pack.take(result_envelope).await?
-                    };
-                    pack.count_local(result.len() as u64 * u64::from(pack.range().count - 1));
-                    Ok(Arc::new(vec![result]))
-                })
-                .await?;
-            first(&output)
-        })
-        .await
-    }
-}
-
-/// The one result a round hands every worker; a round that produced none
-/// is a broken invariant, reported rather than a panic in the host.
-fn first(output: &[Bytes]) -> Result<Bytes, CommError> {
-    output.first().cloned().ok_or_else(|| CommError::Protocol("a collective round produced no result".into()))
-}
-
-/// Folds the inputs of a pack's round in worker-id order.
-fn combine_pack(pack: &PackComm, inputs: &[Option<Bytes>], ty: Dtype, op: ReduceOp) -> Result<Bytes, CommError> {
-    let parts: Vec<&Bytes> = inputs.iter().flatten().collect();
-    pack.count_local(parts.iter().skip(1).map(|p| p.len() as u64).sum());
-    fold(ty, op, parts).map_err(|e| CommError::InvalidArgument(e.to_string()))
 }
