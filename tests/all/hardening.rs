@@ -191,3 +191,67 @@ async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
     let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &report(every)).await;
     assert_eq!(status, 204, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_racing_a_delete_of_the_same_component_keeps_its_file() {
+    // A deploy once wrote the component file (a no-op when it was there)
+    // before it took the lock under which a delete removes the files no
+    // definition uses: a delete that took the lock in between removed the
+    // file the new version needed. Deploys of another component hold the
+    // lock's queue so that the delete is queued before the new versions.
+    let controller = Controller::start(&["--slots", "4"], &[("BURST_CLUSTER_TOKEN", "cluster")]);
+    let (api, cluster) = (controller.api(None), controller.api(Some("cluster")));
+    let hello = std::fs::read(crate::support::guest_path("hello")).expect("the guest was built");
+    let filler = std::fs::read(crate::support::guest_path("burst_fixtures")).expect("the guest was built");
+    assert_eq!(api.deploy("filler", filler.clone(), "").await.0, 201);
+    for round in 0..8 {
+        let (status, body) = api.deploy("old", hello.clone(), "").await;
+        assert_eq!(status, 201, "{body}");
+        let digest = body["versions"][0]["digest"].as_str().expect("a digest").to_owned();
+        let mut racers = Vec::new();
+        for i in 0..6 {
+            let (api, filler) = (api.clone(), filler.clone());
+            racers.push(tokio::spawn(async move { api.deploy(&format!("filler-{round}-{i}"), filler, "").await }));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let deleter = api.clone();
+        racers.push(tokio::spawn(async move { deleter.delete("/v1/definitions/old").await }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for i in 0..4 {
+            let (api, hello) = (api.clone(), hello.clone());
+            racers.push(tokio::spawn(async move { api.deploy(&format!("new-{round}-{i}"), hello, "").await }));
+        }
+        for racer in racers {
+            let (status, body) = racer.await.expect("task");
+            assert!(status == 201 || status == 204, "{status} {body}");
+        }
+        let fetched = cluster.request(reqwest::Method::GET, &format!("/v1/components/{digest}")).send().await;
+        let status = fetched.expect("the controller answers").status();
+        assert_eq!(status, 200, "round {round}: the deployed versions' component is gone");
+    }
+    let results = api.flare_wait(serde_json::json!({"definition": "new-7-3", "burst_size": 4})).await;
+    crate::controller::check_hello(&results, 4, |_| 0);
+}
+
+#[tokio::test]
+async fn a_definition_is_not_deleted_while_its_flares_are_queued_or_running() {
+    let controller = Controller::start(&["--slots", "4"], &[]);
+    let api = controller.api(None);
+    api.deploy_guest("fixtures", "burst_fixtures").await;
+    let blocker = serde_json::json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 2000});
+    let mut ids = Vec::new();
+    for expected in ["running", "queued"] {
+        let (status, flare) = api.post("/v1/flares", &blocker).await;
+        assert_eq!((status, flare["status"].as_str()), (202, Some(expected)), "{flare}");
+        ids.push(flare["flare_id"].as_str().expect("id").to_owned());
+    }
+    let (status, body) = api.delete("/v1/definitions/fixtures").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("definition_in_use")), "{body}");
+    assert_eq!(api.get("/v1/definitions/fixtures").await.0, 200);
+    for id in &ids {
+        // Both ran: the queued one still found its component.
+        assert_eq!(api.wait_final(id).await["failure"]["kind"], "deadline");
+    }
+    assert_eq!(api.delete("/v1/definitions/fixtures").await.0, 204);
+    assert_eq!(api.get("/v1/definitions/fixtures").await.0, 404);
+}

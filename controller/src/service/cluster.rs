@@ -477,6 +477,16 @@ impl Cluster {
         self.store.flare(flare_id)
     }
 
+    /// How many queued or running flares of `tenant` run definition `name`.
+    pub fn live_flares_of(&self, tenant: &str, name: &str) -> usize {
+        let state = self.lock();
+        state
+            .live
+            .values()
+            .filter(|live| live.job.record.tenant == tenant && live.job.record.doc.definition == name)
+            .count()
+    }
+
     /// Every flare of a tenant, in creation order.
     ///
     /// # Errors

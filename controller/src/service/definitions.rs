@@ -183,9 +183,8 @@ pub async fn deploy(
     let size = wasm.len() as u64;
     let program = service.programs.load(wasm.clone()).await.map_err(load_error)?;
     let digest = program.digest().to_owned();
+    let _definitions = service.definitions.lock().await;
     service.store.put_component(&digest, &wasm)?;
-    // One deploy at a time: versions are read, then written.
-    let _serial = service.deploys.lock().await;
     let mut definition = service.store.definition(&tenant, &name)?.unwrap_or(Definition { name, versions: Vec::new() });
     let version = definition.current().map_or(1, |v| v.version + 1);
     definition.versions.push(Version { version, digest, size, created_us: now_us(), defaults });
@@ -234,7 +233,8 @@ pub async fn get_definition(
     Ok(Json(definition.ok_or_else(|| ApiError::not_found(format_args!("definition `{name}`")))?))
 }
 
-/// Deletes a definition and every version of it.
+/// Deletes a definition and every version of it, unless a queued or
+/// running flare uses it.
 #[utoipa::path(
     delete,
     path = "/v1/definitions/{name}",
@@ -244,6 +244,7 @@ pub async fn get_definition(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such definition for this tenant", body = ErrorBody),
+        (status = 409, description = "Queued or running flares use it (`definition_in_use`)", body = ErrorBody),
     )
 )]
 pub async fn delete_definition(
@@ -252,10 +253,18 @@ pub async fn delete_definition(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
-    let _serial = service.deploys.lock().await;
+    let _definitions = service.definitions.lock().await;
     let Some(definition) = service.store.definition(&tenant, &name)? else {
         return Err(ApiError::not_found(format_args!("definition `{name}`")));
     };
+    let live = service.cluster.live_flares_of(&tenant, &name);
+    if live > 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "definition_in_use",
+            format!("definition `{name}` has {live} queued or running flares; delete it once they have ended"),
+        ));
+    }
     service.store.delete_definition(&tenant, &name)?;
     for version in &definition.versions {
         service.programs.forget(&version.digest);

@@ -170,9 +170,14 @@ pub async fn create_flare(
     let body = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
     let request: FlareRequest = serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
     let wait = request.wait;
+    // The definition cannot be deleted between resolving its version and
+    // admitting the flare (which makes it in use).
+    let definitions = service.definitions.lock().await;
     let job = job_of(&service, tenant, request)?;
     let (flare_id, deadline_ms) = (job.record.doc.flare_id.clone(), job.deadline_ms);
-    let (status, mut watch) = service.cluster.submit(job).map_err(|error| match error {
+    let submitted = service.cluster.submit(job);
+    drop(definitions);
+    let (status, mut watch) = submitted.map_err(|error| match error {
         SubmitError::Never(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "never_fits", error.to_string()),
         SubmitError::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", error.to_string()),
         SubmitError::Store(error) => ApiError::internal(error),

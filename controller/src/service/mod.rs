@@ -97,8 +97,13 @@ pub struct Service {
     store: Arc<Store>,
     programs: Arc<Programs>,
     cluster: Arc<Cluster>,
-    /// Serializes the read-modify-write of a definition's versions.
-    deploys: tokio::sync::Mutex<()>,
+    /// Serializes what changes definitions (deploy, delete) with the
+    /// admission of flares that use them: a component file is written and
+    /// its version recorded, or a definition checked unused and its files
+    /// removed, or a flare's version resolved and the flare admitted, each
+    /// as one step, so a delete never removes a component that a version
+    /// being deployed or a live flare needs.
+    definitions: tokio::sync::Mutex<()>,
     host_timeout: Duration,
     openapi: OnceLock<String>,
 }
@@ -220,7 +225,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         programs,
         cluster: Arc::clone(&cluster),
-        deploys: tokio::sync::Mutex::new(()),
+        definitions: tokio::sync::Mutex::new(()),
         host_timeout: config.host_timeout,
         openapi: OnceLock::new(),
     });
