@@ -25,7 +25,7 @@ pub struct ErrorBody {
 }
 
 /// Defaults a deployment gives its flares.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     /// Workers per pack when a flare does not say.

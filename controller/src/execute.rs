@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
 use burst_host::comm::{self, BrokerKind, BrokerOptions};
-use burst_host::{Failure, FailureKind, FlareSpec, PackLayout, Program, Runtime};
+use burst_host::{CancellationToken, Failure, FailureKind, FlareSpec, PackLayout, Program, Runtime};
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
@@ -19,9 +19,15 @@ use crate::api::{Assignment, BackendChoice};
 use crate::report::PackReport;
 
 /// Runs an assignment; whatever goes wrong is in the reports, one per pack
-/// that ran (or one failure when none could).
-pub async fn execute(runtime: &Arc<Runtime>, program: &Program, assignment: &Assignment) -> Vec<PackReport> {
-    match try_execute(runtime, program, assignment).await {
+/// that ran (or one failure when none could). Cancelling `cancel` stops its
+/// packs (the flare fails with `cancelled`).
+pub async fn execute(
+    runtime: &Arc<Runtime>,
+    program: &Program,
+    assignment: &Assignment,
+    cancel: CancellationToken,
+) -> Vec<PackReport> {
+    match try_execute(runtime, program, assignment, cancel).await {
         Ok(reports) => reports,
         Err((kind, message)) => vec![PackReport::failed(&assignment.flare_id, Failure::new(None, kind, message))],
     }
@@ -63,8 +69,10 @@ async fn try_execute(
     runtime: &Arc<Runtime>,
     program: &Program,
     assignment: &Assignment,
+    cancel: CancellationToken,
 ) -> Result<Vec<PackReport>, Refusal> {
-    let spec = spec_of(assignment)?;
+    let mut spec = spec_of(assignment)?;
+    spec.cancel = cancel;
     let refused = |e: burst_host::SpecError| (FailureKind::Instantiate, e.to_string());
     let kind = match assignment.backend {
         BackendChoice::Memory => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use burst_host::{Failure, FailureKind, Program, Runtime, RuntimeConfig};
+use burst_host::{CancellationToken, Failure, FailureKind, Program, Runtime, RuntimeConfig};
 use clap::Args;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
@@ -134,7 +134,9 @@ impl Daemon {
 
     async fn run_assignment(&self, client: &Client, host_id: &str, assignment: Assignment) {
         let reports = match self.program(&assignment.digest).await {
-            Ok(program) => execute(&self.runtime, &program, &assignment).await,
+            // The controller stops a cancelled flare's packs through its
+            // broker, as it does when it fails one.
+            Ok(program) => execute(&self.runtime, &program, &assignment, CancellationToken::new()).await,
             Err(error) => {
                 let failure = Failure::new(None, FailureKind::Instantiate, format!("{error:#}"));
                 vec![PackReport::failed(&assignment.flare_id, failure)]

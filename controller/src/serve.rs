@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// Most flares waiting for slots.
     #[arg(long, default_value_t = 1024)]
     queue_limit: usize,
+    /// Most flares of one tenant waiting for slots.
+    #[arg(long, default_value_t = 256)]
+    tenant_queue_limit: usize,
     /// A host daemon that has not polled for this many milliseconds is down.
     #[arg(long, default_value_t = 10_000)]
     host_timeout_ms: u64,
@@ -86,6 +89,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokens,
         cluster_token: args.cluster_token,
         queue_limit: args.queue_limit,
+        tenant_queue_limit: args.tenant_queue_limit,
         host_timeout: Duration::from_millis(args.host_timeout_ms),
         retention: Duration::from_secs(args.retention_secs),
         redis_url: args.redis_url,

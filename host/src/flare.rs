@@ -26,6 +26,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
 
 use crate::comm::{Backend, BackendError, MemoryBroker, PackComm, WorkerComm};
 use crate::limits::Exceeded;
@@ -63,12 +64,24 @@ pub struct FlareSpec {
     /// A host directory every worker may read (not write), seen by the
     /// guest as `/data`; no host filesystem at all when `None`.
     pub read_only_dir: Option<PathBuf>,
+    /// Cancelling it fails the flare with `cancelled`, as any failure does:
+    /// every worker stops (one still computing within [`CANCEL_GRACE`]),
+    /// the other packs are told, and the packs clean up.
+    pub cancel: CancellationToken,
 }
 
 impl FlareSpec {
     /// A flare with the default [`Limits`] and no filesystem.
     pub fn new(flare_id: impl Into<String>, layout: Arc<PackLayout>, inputs: Vec<Bytes>, deadline: Duration) -> Self {
-        Self { flare_id: flare_id.into(), layout, inputs, deadline, limits: Limits::default(), read_only_dir: None }
+        Self {
+            flare_id: flare_id.into(),
+            layout,
+            inputs,
+            deadline,
+            limits: Limits::default(),
+            read_only_dir: None,
+            cancel: CancellationToken::new(),
+        }
     }
 }
 
@@ -219,6 +232,8 @@ struct RunningPack {
     pack: Arc<PackComm>,
     workers: Vec<(u32, JoinHandle<WorkerResult>)>,
     pump: JoinHandle<()>,
+    /// Fails the pack when the flare is cancelled.
+    watch: JoinHandle<()>,
 }
 
 fn start_pack(
@@ -232,6 +247,15 @@ fn start_pack(
     let flare_id: Arc<str> = spec.flare_id.as_str().into();
     let pack = PackComm::new(flare_id, Arc::clone(&spec.layout), pack_id, backend, deadline, spec.limits);
     let pump = pack.spawn_pump();
+    let watch = {
+        let (pack, cancel) = (Arc::clone(&pack), spec.cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => pack.fail(Failure::new(None, FailureKind::Cancelled, "the flare was cancelled")),
+                () = pack.cancelled() => {}
+            }
+        })
+    };
     let sandbox = Arc::new(Sandbox { limits: spec.limits, read_only_dir: spec.read_only_dir.clone() });
     let workers = pack
         .range()
@@ -259,7 +283,7 @@ fn start_pack(
             (worker_id, task)
         })
         .collect();
-    RunningPack { pack, workers, pump }
+    RunningPack { pack, workers, pump, watch }
 }
 
 impl RunningPack {
@@ -281,6 +305,7 @@ impl RunningPack {
         }
         self.pack.conclude().await;
         self.pump.abort();
+        self.watch.abort();
         let (bytes, failure) = (self.pack.bytes(), self.pack.failure().cloned());
         (results, bytes, failure, self.pack)
     }

@@ -30,3 +30,4 @@ pub use layout::{LayoutError, PackLayout, PackRange};
 pub use limits::{LimitError, Limits};
 pub use program::{LoadError, Program, write_atomically};
 pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};
+pub use tokio_util::sync::CancellationToken;

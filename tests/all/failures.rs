@@ -68,6 +68,33 @@ async fn waiting_past_the_deadline_fails_the_flare_with_timeout() {
 }
 
 #[tokio::test]
+async fn a_cancelled_flare_stops_every_worker_computing_or_waiting() {
+    // Worker 1 computes without calling the host; the others wait for it
+    // in a barrier. Cancelling stops them all long before the deadline.
+    let layout = std::sync::Arc::new(burst_host::PackLayout::homogeneous(4, 2).expect("valid layout"));
+    let input = bytes::Bytes::from(json!({ "scenario": "hostile_spin", "victim": 1 }).to_string());
+    let spec = burst_host::FlareSpec::new("test-cancel", layout, vec![input; 4], Duration::from_secs(120));
+    let cancel = spec.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let result = burst_host::run_flare(crate::support::runtime(), fixtures(), &spec).await.expect("a valid spec");
+    let failure = result.failure.as_ref().expect("the flare failed");
+    assert_eq!((failure.kind, failure.worker_id), (FailureKind::Cancelled, None), "{failure}");
+    assert_eq!(result.workers.len(), 4);
+    for w in &result.workers {
+        // The spinning worker is stopped; the waiting ones get `cancelled`
+        // from their barrier, which the guest returns as its error.
+        let error = w.outcome.as_ref().expect_err("every worker was stopped");
+        assert!(error.message.contains("the flare was cancelled"), "worker {}: {error}", w.worker_id);
+    }
+    let victim = result.workers[1].outcome.as_ref().expect_err("stopped");
+    assert_eq!(victim.kind, FailureKind::Cancelled, "{victim}");
+    still_healthy().await;
+}
+
+#[tokio::test]
 async fn workers_of_a_pack_that_disagree_on_a_root_fail_the_flare_naming_one() {
     // Worker 2 reduces to itself, every other worker to worker 0: the pack
     // of workers 2 and 3 sees the disagreement in its round.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::controller::Controller;
 
 /// Every route of the controller, as (method, path).
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 15] = [
     ("get", "/health"),
     ("get", "/openapi.json"),
     ("get", "/v1/definitions"),
@@ -16,6 +16,7 @@ const ROUTES: [(&str, &str); 14] = [
     ("post", "/v1/flares"),
     ("get", "/v1/flares"),
     ("get", "/v1/flares/{flare_id}"),
+    ("delete", "/v1/flares/{flare_id}"),
     ("get", "/v1/flares/{flare_id}/results"),
     ("post", "/v1/hosts"),
     ("get", "/v1/hosts/{host_id}/work"),

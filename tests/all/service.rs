@@ -96,6 +96,9 @@ async fn multipart_deploy_with_defaults_versions_list_get_and_delete() {
     assert_eq!(second["versions"][1]["version"], 2);
     assert_eq!(second["versions"][1]["digest"], first["versions"][0]["digest"]);
     assert_eq!(second["versions"][1]["defaults"], json!({"memory_bytes": 67108864}));
+    // The same bytes and defaults again (a retried deploy) add no version.
+    let (status, again) = api.deploy("greeter", hello_wasm(), "?memory_bytes=67108864").await;
+    assert_eq!((status, again), (200, second.clone()));
 
     // Version 1's default granularity applies when the flare names it.
     let results = api.flare_wait(json!({"definition": "greeter", "version": 1, "burst_size": 4})).await;
@@ -121,6 +124,8 @@ async fn every_bad_input_is_a_4xx_with_its_code_and_stores_nothing() {
         ("core", core_module, "", 400, "not_a_component"),
         ("big", vec![0; (64 << 20) + 1], "", 413, "component_too_large"),
         ("bad name!", hello_wasm(), "", 400, "bad_name"),
+        ("...", hello_wasm(), "", 400, "bad_name"),
+        (".hidden", hello_wasm(), "", 400, "bad_name"),
         ("hello", hello_wasm(), "?granularity=0", 400, "bad_granularity"),
         ("hello", hello_wasm(), "?memory_bytes=0", 400, "bad_limits"),
         ("hello", hello_wasm(), "?deadline_ms=0", 400, "bad_deadline"),
@@ -162,6 +167,11 @@ async fn every_bad_input_is_a_4xx_with_its_code_and_stores_nothing() {
     }
     let (status, body) = api.send(api.request(reqwest::Method::POST, "/v1/flares").body("{not json")).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")));
+    let huge = json!({"definition": "hello", "burst_size": 1, "input": "x".repeat(2 << 20)});
+    let (status, body) = api.post("/v1/flares", &huge).await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("body_too_large")), "{body}");
+    let (status, body) = api.send(api.request(reqwest::Method::PUT, "/v1/flares")).await;
+    assert_eq!((status, body["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
     assert_eq!(api.get("/v1/flares").await.1, json!([]));
     assert_eq!(api.get("/v1/flares/f-nope").await.1["code"], "not_found");
     assert_eq!(api.get("/v1/nowhere").await.1["code"], "no_route");
@@ -227,4 +237,40 @@ async fn an_unreachable_broker_fails_the_flare_with_a_backend_error_and_frees_it
     let message = results["failure"]["message"].as_str().expect("a message");
     assert!(message.contains("127.0.0.1:1"), "{message}");
     assert_eq!(api.get("/health").await.1["free_slots"], 8);
+}
+
+#[tokio::test]
+async fn a_queued_or_running_flare_is_cancelled_and_its_slots_come_back() {
+    let controller = Controller::start(&["--slots", "4"], &[]);
+    let api = controller.api(None);
+    api.deploy_guest("fixtures", "burst_fixtures").await;
+    api.deploy_guest("hello", "hello").await;
+    // Worker 1 computes forever and the others wait for it: only a cancel
+    // (or its deadline, far away) ends this flare.
+    let spinner = json!({"definition": "fixtures", "burst_size": 4, "granularity": 2,
+        "input": {"scenario": "hostile_spin", "victim": 1}, "deadline_ms": 300_000});
+    let (status, running) = api.post("/v1/flares", &spinner).await;
+    assert_eq!((status, running["status"].as_str()), (202, Some("running")), "{running}");
+    let (status, queued) = api.post("/v1/flares", &json!({"definition": "hello", "burst_size": 4})).await;
+    assert_eq!((status, queued["status"].as_str()), (202, Some("queued")), "{queued}");
+    for flare in [&queued, &running] {
+        let path = format!("/v1/flares/{}", flare["flare_id"].as_str().expect("id"));
+        let (status, doc) = api.delete(&path).await;
+        let got = (status, doc["status"].as_str(), doc["failure"]["kind"].as_str());
+        assert_eq!(got, (200, Some("failed"), Some("cancelled")), "{doc}");
+        let (status, body) = api.delete(&path).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("already_finished")), "{body}");
+        let (_, results) = api.get(&format!("{path}/results")).await;
+        assert_eq!(results["failure"]["kind"], "cancelled", "{results}");
+    }
+    // The spinner's workers stop and its slots come back.
+    let freed = async {
+        while api.get("/health").await.1["free_slots"] != 4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), freed).await.expect("the cancelled flare's slots come back");
+    let results = api.flare_wait(json!({"definition": "hello", "burst_size": 4})).await;
+    check_hello(&results, 4, |_| 0);
+    assert_eq!(api.delete("/v1/flares/f-nope").await.1["code"], "not_found");
 }

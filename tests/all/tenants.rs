@@ -25,6 +25,8 @@ async fn each_tenant_sees_and_runs_only_its_own_and_tokens_are_required() {
         let (status, body) = b.get(&path).await;
         assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{path}");
     }
+    assert_eq!(b.delete(&format!("/v1/flares/{id}")).await.1["code"], "not_found");
+    assert_eq!(a.delete(&format!("/v1/flares/{id}")).await.1["code"], "already_finished");
     assert_eq!(b.get("/v1/definitions").await.1, json!([]));
     assert_eq!(b.get("/v1/flares").await.1, json!([]));
     assert_eq!(b.post("/v1/flares", &json!({"definition": "hello", "burst_size": 1})).await.0, 404);
@@ -51,4 +53,33 @@ async fn each_tenant_sees_and_runs_only_its_own_and_tokens_are_required() {
     assert_eq!(status, 201, "{registered}");
     // Health needs no token.
     assert_eq!(controller.api(None).get("/health").await.1["hosts"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn one_tenant_filling_its_share_of_the_queue_does_not_refuse_another() {
+    // Four queued flares of one tenant once filled a queue of four, and the
+    // next tenant's flare was refused `queue_full`.
+    let controller = Controller::start(
+        &["--slots", "4", "--queue-limit", "4", "--tenant-queue-limit", "2"],
+        &[("BURST_TOKENS", "a:token-a,b:token-b")],
+    );
+    let (a, b) = (controller.api(Some("token-a")), controller.api(Some("token-b")));
+    a.deploy_guest("fixtures", "burst_fixtures").await;
+    b.deploy_guest("hello", "hello").await;
+    let blocker = json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 2000});
+    let mut a_flares = Vec::new();
+    for expected in ["running", "queued", "queued"] {
+        let (status, flare) = a.post("/v1/flares", &blocker).await;
+        assert_eq!((status, flare["status"].as_str()), (202, Some(expected)), "{flare}");
+        a_flares.push(flare["flare_id"].as_str().expect("id").to_owned());
+    }
+    let (status, body) = a.post("/v1/flares", &blocker).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("tenant_queue_full")), "{body}");
+    let (status, queued) = b.post("/v1/flares", &json!({"definition": "hello", "burst_size": 4})).await;
+    assert_eq!((status, queued["status"].as_str()), (202, Some("queued")), "{queued}");
+    for id in &a_flares {
+        assert_eq!(a.delete(&format!("/v1/flares/{id}")).await.0, 200);
+    }
+    let done = b.wait_final(queued["flare_id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
 }

@@ -12,18 +12,35 @@ use std::collections::HashMap;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use super::error::ApiError;
 
 /// The tenant of requests when no tokens are configured.
 pub const OPEN_TENANT: &str = "default";
 
+/// A token's SHA-256. Tokens are kept and compared only as fingerprints:
+/// neither a lookup nor a comparison then takes a time that depends on how
+/// much of a guessed token is right.
+type Fingerprint = [u8; 32];
+
+fn fingerprint(token: &str) -> Fingerprint {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether two secrets are equal, in a time that does not depend on where
+/// they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    fingerprint(a).ct_eq(&fingerprint(b)).into()
+}
+
 /// Tokens and what they grant.
 #[derive(Debug, Default)]
 pub struct Auth {
-    /// Token → tenant; empty means open.
-    tenants: HashMap<String, String>,
-    cluster: Option<String>,
+    /// Token fingerprint → tenant; empty means open.
+    tenants: HashMap<Fingerprint, String>,
+    cluster: Option<Fingerprint>,
 }
 
 /// A tenant name: used in store keys and shown in logs.
@@ -51,14 +68,14 @@ impl Auth {
             if token.is_empty() {
                 return Err(format!("tenant `{tenant}` has an empty token"));
             }
-            if tenants.insert(token.to_owned(), tenant.to_owned()).is_some() {
+            if tenants.insert(fingerprint(token), tenant.to_owned()).is_some() {
                 return Err(format!("a token of tenant `{tenant}` is given twice"));
             }
         }
-        if cluster.as_deref().is_some_and(|c| c.is_empty() || tenants.contains_key(c)) {
+        if cluster.as_deref().is_some_and(|c| c.is_empty() || tenants.contains_key(&fingerprint(c))) {
             return Err("the cluster token must be non-empty and not a tenant's token".into());
         }
-        Ok(Self { tenants, cluster })
+        Ok(Self { tenants, cluster: cluster.as_deref().map(fingerprint) })
     }
 
     /// The tenant a request acts for.
@@ -70,7 +87,7 @@ impl Auth {
             return Ok(OPEN_TENANT.to_owned());
         }
         let token = bearer(headers)?;
-        self.tenants.get(token).cloned().ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+        self.tenants.get(&fingerprint(token)).cloned().ok_or_else(|| ApiError::unauthorized("the token is not valid"))
     }
 
     /// Checks that a request comes from a host daemon.
@@ -81,7 +98,11 @@ impl Auth {
         let Some(cluster) = &self.cluster else {
             return Err(ApiError::unauthorized("this controller accepts no hosts (start it with --cluster-token)"));
         };
-        if bearer(headers)? == cluster { Ok(()) } else { Err(ApiError::unauthorized("the cluster token is not valid")) }
+        if bool::from(fingerprint(bearer(headers)?).ct_eq(cluster)) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("the cluster token is not valid"))
+        }
     }
 }
 
@@ -123,6 +144,14 @@ mod tests {
         assert!(auth.tenant(&with_token("cluster")).is_err());
         assert!(auth.cluster(&with_token("cluster")).is_ok());
         assert!(auth.cluster(&with_token("ta")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_equal_only_when_every_byte_is() {
+        assert!(same_secret("host-token", "host-token"));
+        assert!(!same_secret("host-token", "host-tokeN"));
+        assert!(!same_secret("host-token", "host-token-longer"));
+        assert!(!same_secret("", "x"));
     }
 
     #[test]

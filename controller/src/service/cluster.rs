@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use burst_host::result::now_us;
-use burst_host::{Failure, FailureKind, Limits};
+use burst_host::{CancellationToken, Failure, FailureKind, Limits};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
@@ -32,6 +32,10 @@ use crate::execute::execute;
 use crate::report::{PackReport, ResultDoc};
 
 mod abort;
+mod hosts;
+
+pub use abort::CancelError;
+pub use hosts::ReportError;
 
 /// The id of the controller's embedded host.
 pub const EMBEDDED_HOST: &str = "local";
@@ -47,6 +51,9 @@ pub struct ClusterConfig {
     pub embedded_slots: u32,
     /// Most flares waiting for slots.
     pub queue_limit: usize,
+    /// Most flares of one tenant waiting for slots, so that one tenant
+    /// cannot fill the queue for everyone.
+    pub tenant_queue_limit: usize,
     /// A remote host that has not polled for this long is down.
     pub host_timeout: Duration,
     /// Broker URLs given to hosts for flares through Redis / RabbitMQ.
@@ -82,6 +89,9 @@ pub enum SubmitError {
     /// The queue is full.
     #[error("{0} flares are already waiting for slots; try again later")]
     QueueFull(usize),
+    /// The tenant's share of the queue is full.
+    #[error("{0} of your flares are already waiting for slots; try again once one has started")]
+    TenantQueueFull(usize),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -124,6 +134,8 @@ struct Live {
     /// When to stop waiting for reports.
     expires: Option<Instant>,
     status: watch::Sender<FlareStatus>,
+    /// Stops its packs on the embedded host.
+    cancel: CancellationToken,
 }
 
 #[derive(Default)]
@@ -187,13 +199,28 @@ impl Cluster {
             Decision::Wait if state.queue.len() >= self.config.queue_limit => {
                 return Err(SubmitError::QueueFull(state.queue.len()));
             }
+            Decision::Wait => {
+                let tenant = &job.record.tenant;
+                let queued = (state.queue.iter().filter_map(|id| state.live.get(id)))
+                    .filter(|live| &live.job.record.tenant == tenant)
+                    .count();
+                if queued >= self.config.tenant_queue_limit {
+                    return Err(SubmitError::TenantQueueFull(queued));
+                }
+            }
             _ => {}
         }
         self.store.put_flare(&job.record, None)?;
         let (status, watch) = watch::channel(FlareStatus::Queued);
-        state
-            .live
-            .insert(id.clone(), Live { job, waiting_on: HashSet::new(), reports: Vec::new(), expires: None, status });
+        let live = Live {
+            job,
+            waiting_on: HashSet::new(),
+            reports: Vec::new(),
+            expires: None,
+            status,
+            cancel: CancellationToken::new(),
+        };
+        state.live.insert(id.clone(), live);
         match decision {
             Decision::Start(placement) => self.start(&mut state, &id, placement),
             _ => state.queue.push_back(id.clone()),
@@ -211,6 +238,7 @@ impl Cluster {
         }
         let pack_sizes: Vec<u32> = placement.iter().map(|p| p.count).collect();
         let job = &live.job;
+        let cancel = live.cancel.clone();
         let mut assignments = Vec::new();
         for (host_id, packs) in by_host {
             let inputs = packs.iter().flat_map(|p| &job.inputs[p.first as usize..(p.first + p.count) as usize]);
@@ -256,18 +284,18 @@ impl Cluster {
                     if let Some(live) = state.live.get_mut(id) {
                         live.job.record.doc.workers_started += workers;
                     }
-                    self.run_embedded(assignment);
+                    self.run_embedded(assignment, cancel.clone());
                 }
             }
         }
         tracing::info!(flare_id = id, "flare started");
     }
 
-    fn run_embedded(self: &Arc<Self>, assignment: Assignment) {
+    fn run_embedded(self: &Arc<Self>, assignment: Assignment, cancel: CancellationToken) {
         let cluster = Arc::clone(self);
         tokio::spawn(async move {
             let reports = match cluster.programs.get(&assignment.digest).await {
-                Ok(program) => execute(cluster.programs.runtime(), &program, &assignment).await,
+                Ok(program) => execute(cluster.programs.runtime(), &program, &assignment, cancel).await,
                 Err(message) => {
                     vec![PackReport::failed(
                         &assignment.flare_id,
@@ -279,60 +307,6 @@ impl Cluster {
                 tracing::error!(flare_id = assignment.flare_id, %error, "the embedded host's report was refused");
             }
         });
-    }
-
-    /// Whether `token` is the credential of the live remote host `host_id`.
-    ///
-    /// # Errors
-    /// [`UnknownHost`] when no such host is up.
-    pub fn is_host(&self, host_id: &str, token: &str) -> Result<bool, UnknownHost> {
-        let state = self.lock();
-        let host = state.hosts.iter().find(|h| h.id == host_id && h.up).ok_or(UnknownHost)?;
-        Ok(host.remote.as_ref().is_some_and(|remote| remote.token == token))
-    }
-
-    /// A host's reports for the packs of a flare it ran; frees its slots.
-    /// Accepted only for a flare that has packs on that host, and, while
-    /// the flare runs, only with exactly the workers of those packs.
-    ///
-    /// # Errors
-    /// [`ReportError`] naming what does not match; nothing changes then.
-    pub fn report(
-        self: &Arc<Self>,
-        host_id: &str,
-        flare_id: &str,
-        mut reports: Vec<PackReport>,
-    ) -> Result<(), ReportError> {
-        let mut state = self.lock();
-        let host = state.hosts.iter_mut().find(|h| h.id == host_id).ok_or(ReportError::NotAssigned)?;
-        if !host.reserved.contains_key(flare_id) {
-            return Err(ReportError::NotAssigned);
-        }
-        if let Some(live) = state.live.get(flare_id) {
-            check_workers(live, host_id, &reports)?;
-        }
-        if let Some(host) = state.hosts.iter_mut().find(|h| h.id == host_id) {
-            host.reserved.remove(flare_id);
-        }
-        // Packs that could not start at all (no broker, no component) leave
-        // their peers waiting until the deadline: fail the flare now.
-        let could_not_run = reports.iter().any(|r| r.workers.is_empty() && r.failure.is_some());
-        if let Some(live) = state.live.get_mut(flare_id)
-            && live.waiting_on.remove(host_id)
-        {
-            for report in &mut reports {
-                for worker in &mut report.workers {
-                    worker.host = Some(host_id.to_owned());
-                }
-                live.job.record.doc.workers_finished += report.workers.len() as u32;
-            }
-            live.reports.extend(reports);
-            if live.waiting_on.is_empty() || could_not_run {
-                self.finish(&mut state, flare_id, None);
-            }
-        }
-        self.pump(&mut state);
-        Ok(())
     }
 
     /// Ends a live flare: merges its reports (plus `failure`, when the
@@ -390,80 +364,6 @@ impl Cluster {
                 }
             }
         }
-    }
-
-    /// Registers a remote host; answers its id.
-    pub fn register(self: &Arc<Self>, name: String, slots: u32, token: String) -> String {
-        let mut state = self.lock();
-        state.registered += 1;
-        let id = format!("host-{}", state.registered);
-        tracing::info!(host_id = id, name, slots, "host registered");
-        let remote = Remote { token, last_seen: Instant::now(), inbox: Vec::new(), wake: Arc::new(Notify::new()) };
-        state.hosts.push(Host {
-            id: id.clone(),
-            name,
-            slots,
-            reserved: HashMap::new(),
-            up: true,
-            remote: Some(remote),
-        });
-        self.pump(&mut state);
-        id
-    }
-
-    /// A remote host's poll (and heartbeat): its new assignments, waiting
-    /// up to `wait` for one.
-    ///
-    /// # Errors
-    /// [`UnknownHost`] when the host is not registered or is down.
-    pub async fn poll(&self, host_id: &str, wait: Duration) -> Result<Vec<Assignment>, UnknownHost> {
-        let wake = {
-            let mut state = self.lock();
-            let work = take_work(&mut state, host_id)?;
-            if !work.is_empty() {
-                return Ok(work);
-            }
-            let host = state.hosts.iter().find(|h| h.id == host_id);
-            host.and_then(|h| h.remote.as_ref()).map(|r| Arc::clone(&r.wake)).ok_or(UnknownHost)?
-        };
-        let _ = tokio::time::timeout(wait, wake.notified()).await;
-        take_work(&mut self.lock(), host_id)
-    }
-
-    /// Marks down the remote hosts that stopped polling and fails their
-    /// flares; fails flares whose reports are overdue. Called periodically.
-    pub fn check(self: &Arc<Self>) {
-        let mut state = self.lock();
-        let timeout = self.config.host_timeout;
-        let mut failures = Vec::new();
-        for host in &mut state.hosts {
-            let Some(remote) = &mut host.remote else { continue };
-            if host.up && remote.last_seen.elapsed() > timeout {
-                tracing::warn!(host_id = host.id, "host stopped polling; marking it down");
-                host.up = false;
-                remote.inbox.clear();
-                let message = format!(
-                    "host {} ({}) stopped polling the controller for {} ms and was marked down",
-                    host.id,
-                    host.name,
-                    timeout.as_millis()
-                );
-                for flare_id in host.reserved.drain().map(|(id, _)| id) {
-                    failures.push((flare_id, message.clone()));
-                }
-            }
-        }
-        let now = Instant::now();
-        for (id, live) in &state.live {
-            if live.expires.is_some_and(|at| at < now) {
-                let hosts: Vec<&str> = live.waiting_on.iter().map(String::as_str).collect();
-                failures.push((id.clone(), format!("no report from host(s) {} after the deadline", hosts.join(", "))));
-            }
-        }
-        for (id, message) in failures {
-            self.finish(&mut state, &id, Some(Failure::new(None, FailureKind::Backend, message)));
-        }
-        self.pump(&mut state);
     }
 
     /// The state of a flare, live or stored.
@@ -532,57 +432,4 @@ fn decide(hosts: &[Host], shape: &Shape) -> Decision {
     let slots: Vec<HostSlots<'_>> =
         hosts.iter().filter(|h| h.up).map(|h| HostSlots { host: &h.id, slots: h.slots, free: h.free() }).collect();
     admission::decide(&slots, shape)
-}
-
-/// Takes a host's pending assignments, noting it was seen.
-/// Why a host's report was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// The flare has no packs on this host (or never existed).
-    #[error("this host runs no packs of that flare")]
-    NotAssigned,
-    /// The reported workers are not exactly those of the host's packs.
-    #[error("{0}")]
-    Workers(String),
-}
-
-/// The reports of a running flare's host must hold exactly the workers of
-/// its packs, each once, unless they say it could not run them at all.
-fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(), ReportError> {
-    if reports.is_empty() {
-        return Err(ReportError::Workers("a report must hold at least one pack".into()));
-    }
-    if reports.iter().all(|r| r.workers.is_empty() && r.failure.is_some()) {
-        return Ok(());
-    }
-    let placement = live.job.record.doc.placement.iter().flatten();
-    let mut expected: Vec<u32> =
-        placement.filter(|p| p.host == host_id).flat_map(|p| p.first..p.first + p.count).collect();
-    let mut reported: Vec<u32> = reports.iter().flat_map(|r| r.workers.iter().map(|w| w.worker_id)).collect();
-    expected.sort_unstable();
-    reported.sort_unstable();
-    if expected == reported {
-        Ok(())
-    } else {
-        Err(ReportError::Workers(format!(
-            "the report holds {} workers; this host ran {} (workers {}..={})",
-            reported.len(),
-            expected.len(),
-            expected.first().copied().unwrap_or(0),
-            expected.last().copied().unwrap_or(0)
-        )))
-    }
-}
-
-fn take_work(state: &mut State, host_id: &str) -> Result<Vec<Assignment>, UnknownHost> {
-    let host = state.hosts.iter_mut().find(|h| h.id == host_id && h.up).ok_or(UnknownHost)?;
-    let remote = host.remote.as_mut().ok_or(UnknownHost)?;
-    remote.last_seen = Instant::now();
-    let work = std::mem::take(&mut remote.inbox);
-    for assignment in &work {
-        if let Some(live) = state.live.get_mut(&assignment.flare_id) {
-            live.job.record.doc.workers_started += assignment.inputs.len() as u32;
-        }
-    }
-    Ok(work)
 }

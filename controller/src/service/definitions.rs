@@ -21,14 +21,20 @@ use super::error::ApiError;
 use super::{MAX_DEADLINE_MS, MAX_UPLOAD_BYTES, Service};
 use crate::api::{Defaults, Definition, ErrorBody, Version};
 
-/// Checks a definition name: it appears in URLs and store keys.
+/// Checks a definition name: it appears in URLs and store keys, so it
+/// begins with a letter or digit (`.`, `..` and the like are path segments
+/// that clients rewrite).
 fn check_name(name: &str) -> Result<(), ApiError> {
     let valid = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if valid {
         Ok(())
     } else {
-        Err(ApiError::bad_request("bad_name", format!("name `{name}` must be 1 to 64 of A-Z a-z 0-9 . _ -")))
+        Err(ApiError::bad_request(
+            "bad_name",
+            format!("name `{name}` must be 1 to 64 of A-Z a-z 0-9 . _ -, beginning with a letter or digit"),
+        ))
     }
 }
 
@@ -150,19 +156,22 @@ async fn read_upload(
     Ok((component, params))
 }
 
-/// Deploys a component under a name; a name deployed again gets a new version.
+/// Deploys a component under a name; a name deployed again gets a new
+/// version, unless the component and defaults are those of its current
+/// version (then nothing changes and the answer is 200).
 #[utoipa::path(
     post,
     path = "/v1/definitions/{name}",
     tag = "definitions",
-    params(("name" = String, Path, description = "1 to 64 of A-Z a-z 0-9 . _ -"), DeployParams),
+    params(("name" = String, Path, description = "1 to 64 of A-Z a-z 0-9 . _ -, beginning with a letter or digit"), DeployParams),
     request_body(
         content = Vec<u8>,
         content_type = "application/wasm",
         description = "The component; or multipart/form-data with a `component` file and the defaults as fields"
     ),
     responses(
-        (status = 201, description = "Deployed", body = Definition),
+        (status = 201, description = "Deployed: a new version", body = Definition),
+        (status = 200, description = "The same component and defaults as the current version: unchanged", body = Definition),
         (status = 400, description = "Bad name, defaults or component", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 413, description = "Component above the size cap", body = ErrorBody),
@@ -186,6 +195,10 @@ pub async fn deploy(
     let _definitions = service.definitions.lock().await;
     service.store.put_component(&digest, &wasm)?;
     let mut definition = service.store.definition(&tenant, &name)?.unwrap_or(Definition { name, versions: Vec::new() });
+    if definition.current().is_some_and(|v| v.digest == digest && v.defaults == defaults) {
+        // A retried or repeated deploy: nothing new to record.
+        return Ok((StatusCode::OK, Json(definition)));
+    }
     let version = definition.current().map_or(1, |v| v.version + 1);
     definition.versions.push(Version { version, digest, size, created_us: now_us(), defaults });
     service.store.put_definition(&tenant, &definition)?;

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::Service;
 use super::admission::{Packing, Shape};
-use super::cluster::{Job, SubmitError};
+use super::cluster::{CancelError, Job, SubmitError};
 use super::definitions::check_deadline;
 use super::error::ApiError;
 use super::store::FlareRecord;
@@ -158,6 +158,7 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such definition for this tenant", body = ErrorBody),
         (status = 422, description = "The flare can never fit the cluster", body = ErrorBody),
+        (status = 429, description = "The tenant's share of the queue is full (`tenant_queue_full`)", body = ErrorBody),
         (status = 503, description = "The queue is full", body = ErrorBody),
     )
 )]
@@ -167,7 +168,10 @@ pub async fn create_flare(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+    let body = body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_request" };
+        ApiError::new(e.status(), code, e.body_text())
+    })?;
     let request: FlareRequest = serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
     let wait = request.wait;
     // The definition cannot be deleted between resolving its version and
@@ -180,6 +184,9 @@ pub async fn create_flare(
     let (status, mut watch) = submitted.map_err(|error| match error {
         SubmitError::Never(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "never_fits", error.to_string()),
         SubmitError::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", error.to_string()),
+        SubmitError::TenantQueueFull(_) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tenant_queue_full", error.to_string())
+        }
         SubmitError::Store(error) => ApiError::internal(error),
     })?;
     if wait {
@@ -217,6 +224,39 @@ fn owned_flare(service: &Service, headers: &HeaderMap, flare_id: &str) -> Result
     let tenant = service.auth.tenant(headers)?;
     let record = service.cluster.flare(flare_id)?.filter(|r| r.tenant == tenant);
     record.ok_or_else(|| ApiError::not_found(format_args!("flare `{flare_id}`")))
+}
+
+/// Cancels a queued or running flare: it fails at once with `cancelled`,
+/// and its packs are stopped wherever they run.
+#[utoipa::path(
+    delete,
+    path = "/v1/flares/{flare_id}",
+    tag = "flares",
+    params(("flare_id" = String, Path, description = "The flare")),
+    responses(
+        (status = 200, description = "Cancelled: its final state", body = FlareDoc),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such flare for this tenant", body = ErrorBody),
+        (status = 409, description = "It has already finished (`already_finished`)", body = ErrorBody),
+    )
+)]
+pub async fn cancel_flare(
+    State(service): State<Arc<Service>>,
+    Path(flare_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<FlareDoc>, ApiError> {
+    let tenant = service.auth.tenant(&headers)?;
+    match service.cluster.cancel(&tenant, &flare_id) {
+        Ok(record) => {
+            tracing::info!(tenant, flare_id, "flare cancelled");
+            Ok(Json(record.doc))
+        }
+        Err(CancelError::NotFound(_)) => Err(ApiError::not_found(format_args!("flare `{flare_id}`"))),
+        Err(error @ CancelError::Finished(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "already_finished", error.to_string()))
+        }
+        Err(CancelError::Store(error)) => Err(ApiError::internal(error)),
+    }
 }
 
 /// The state of a flare, with progress counts while it runs.

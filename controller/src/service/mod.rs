@@ -81,6 +81,8 @@ pub struct ServeConfig {
     pub cluster_token: Option<String>,
     /// Most flares waiting for slots.
     pub queue_limit: usize,
+    /// Most flares of one tenant waiting for slots.
+    pub tenant_queue_limit: usize,
     /// A remote host that has not polled for this long is down.
     pub host_timeout: Duration,
     /// Finished flares are deleted this long after they ended.
@@ -137,6 +139,14 @@ async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route; see /openapi.json")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route takes other methods; see /openapi.json",
+    )
+}
+
 /// Refuses a request without the credential its route needs before any of
 /// its body is read: a host's own routes take the credential it was issued
 /// at registration, registering and fetching components the cluster token,
@@ -175,7 +185,7 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
         .routes(routes!(openapi_json))
         .routes(routes!(definitions::list_definitions))
         .routes(routes!(flares::create_flare, flares::list_flares))
-        .routes(routes!(flares::get_flare))
+        .routes(routes!(flares::get_flare, flares::cancel_flare))
         .routes(routes!(flares::get_results))
         .routes(routes!(hosts::register))
         .routes(routes!(hosts::poll))
@@ -188,6 +198,7 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
     let _ = service.openapi.set(json);
     Ok(router
         .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&service), authenticate))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
@@ -215,6 +226,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         ClusterConfig {
             embedded_slots: config.slots,
             queue_limit: config.queue_limit,
+            tenant_queue_limit: config.tenant_queue_limit,
             host_timeout: config.host_timeout,
             redis_url: config.redis_url.clone(),
             rabbitmq_url: config.rabbitmq_url.clone(),

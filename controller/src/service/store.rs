@@ -5,9 +5,12 @@
 //! a table of their own so that listing flares never parses results.
 //! Components are content-addressed files (`components/{digest}.wasm`,
 //! written whole and renamed into place); compiled artifacts sit in
-//! `artifacts/`, the runtime's cache. A component file is deleted when no
-//! definition version of any tenant refers to its digest any more.
+//! `artifacts/`, the runtime's cache. A component file and its artifacts
+//! are deleted when no definition version of any tenant refers to its
+//! digest any more. Everything is readable by the controller's user only.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -69,6 +72,14 @@ pub struct Store {
     dir: PathBuf,
 }
 
+/// Removes a file that may already be gone.
+fn remove_file(path: PathBuf) -> Result<(), StoreError> {
+    match std::fs::remove_file(&path) {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path, source }),
+        _ => Ok(()),
+    }
+}
+
 fn definition_key(tenant: &str, name: &str) -> String {
     format!("{tenant}\0{name}")
 }
@@ -83,8 +94,14 @@ impl Store {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        std::fs::create_dir_all(dir.join("components")).map_err(io(dir))?;
-        let db = Database::create(dir.join("burst.redb"))?;
+        // Tenants' code and results: readable by this user only.
+        for private in [dir.to_owned(), dir.join("components"), dir.join("artifacts")] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&private).map_err(io(&private))?;
+            std::fs::set_permissions(&private, Permissions::from_mode(0o700)).map_err(io(&private))?;
+        }
+        let db_path = dir.join("burst.redb");
+        let db = Database::create(&db_path)?;
+        std::fs::set_permissions(&db_path, Permissions::from_mode(0o600)).map_err(io(&db_path))?;
         let txn = db.begin_write()?;
         txn.open_table(DEFINITIONS)?;
         txn.open_table(FLARES)?;
@@ -184,14 +201,18 @@ impl Store {
             in_use.extend(other.versions.into_iter().map(|v| v.digest));
         }
         txn.commit()?;
-        for version in removed.versions {
-            if !in_use.contains(&version.digest) {
-                let path = self.component_path(&version.digest);
-                match std::fs::remove_file(&path) {
-                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(StoreError::Io { path, source: error });
-                    }
-                    _ => {}
+        for version in removed.versions.iter().filter(|v| !in_use.contains(&v.digest)) {
+            remove_file(self.component_path(&version.digest))?;
+            // Its compiled artifacts, one per engine configuration.
+            let prefix = format!("{}-", version.digest);
+            let artifacts = match std::fs::read_dir(self.artifacts_dir()) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path: self.artifacts_dir(), source }),
+            };
+            for entry in artifacts.flatten() {
+                if entry.file_name().to_str().is_some_and(|name| name.starts_with(&prefix)) {
+                    remove_file(entry.path())?;
                 }
             }
         }
@@ -297,6 +318,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use burst_host::result::now_us;
     use burst_host::{Failure, FailureKind};
 
@@ -355,8 +378,26 @@ mod tests {
         assert!(store.delete_definition("a", "one").expect("delete"));
         assert!(!store.delete_definition("a", "one").expect("delete"));
         assert_eq!(store.component("abc").expect("read").as_deref(), Some(&b"wasm"[..]));
+        let artifact = store.artifacts_dir().join("abc-0123456789abcdef.cwasm");
+        let other = store.artifacts_dir().join("abd-0123456789abcdef.cwasm");
+        std::fs::write(&artifact, b"compiled").expect("write");
+        std::fs::write(&other, b"compiled").expect("write");
         assert!(store.delete_definition("b", "two").expect("delete"));
         assert_eq!(store.component("abc").expect("read"), None);
+        assert!(!artifact.exists(), "its compiled artifact is collected with it");
+        assert!(other.exists(), "another component's artifact stays");
+    }
+
+    #[test]
+    fn the_store_is_readable_by_its_user_only() {
+        let (store, dir) = store("modes");
+        store.put_component("abc", b"wasm").expect("put");
+        let mode = |path: PathBuf| std::fs::metadata(&path).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(dir.0.clone()), 0o700);
+        assert_eq!(mode(dir.0.join("components")), 0o700);
+        assert_eq!(mode(store.artifacts_dir()), 0o700);
+        assert_eq!(mode(dir.0.join("burst.redb")), 0o600);
+        assert_eq!(mode(store.component_path("abc")), 0o600);
     }
 
     #[test]
