@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use burst_host::comm::frame::encode_message;
 use burst_host::comm::rabbitmq::queue_name;
-use burst_host::comm::redis::inbox_key;
+use burst_host::comm::redis::{inbox_key, registry_key};
 use burst_host::comm::{self, Backend, BackendError, BrokerKind, BrokerOptions, Envelope, Kind, plan};
 use burst_host::{FailureKind, FlareResult, FlareSpec, Limits, PackLayout, Program};
 use bytes::Bytes;
@@ -61,6 +61,17 @@ pub async fn leftovers(kind: BrokerKind, flare_id: &str, pack_count: u32) -> Vec
             }
             left
         }
+    }
+}
+
+/// How many packs of a flare have joined it in the broker: Redis counts
+/// them in the flare's registry, RabbitMQ by their queues.
+pub async fn joined(kind: BrokerKind, flare_id: &str, pack_count: u32) -> usize {
+    match kind {
+        BrokerKind::Redis => {
+            redis::cmd("HLEN").arg(registry_key(flare_id)).query_async(&mut redis().await).await.expect("HLEN")
+        }
+        BrokerKind::RabbitMq => leftovers(kind, flare_id, pack_count).await.len(),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::brokers::{connect_all, leftovers, options, unique_flare_id};
+use crate::brokers::{connect_all, joined, leftovers, options, unique_flare_id};
 use crate::support::{fixtures, guest_path, hello, microbench, outputs, runtime};
 
 /// What the proxy does with the bytes of every connection.
@@ -148,7 +148,15 @@ async fn a_broker_that_freezes_mid_flare_cannot_keep_a_pack_process_alive() {
         let deadline = 3;
         let started = Instant::now();
         let packs = start_packs(kind, &proxy.url(kind), &flare_id, deadline);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Frozen once both packs have joined (on a loaded machine the
+        // processes may take more than a second to start and connect).
+        let joined = async {
+            while joined(kind, &flare_id, 2).await < 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), joined).await.expect("both packs join the flare");
+        tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.set(Mode::Frozen);
         let finished = tokio::task::spawn_blocking(move || {
             packs.into_iter().map(|p| p.wait_with_output().expect("burst ends")).collect::<Vec<_>>()
