@@ -12,11 +12,31 @@ pub struct ListArgs {
     connection: Connection,
 }
 
+/// Items of a list fetched per request.
+const PAGE: usize = 1000;
+
+/// Every item of the list at `path`, page after page.
+async fn every<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    key: impl Fn(&T) -> String,
+) -> Result<Vec<T>, crate::client::ClientError> {
+    let mut items: Vec<T> = client.get(&format!("{path}?limit={PAGE}")).await?;
+    let mut last = items.len();
+    while last == PAGE {
+        let after = items.last().map(&key).unwrap_or_default();
+        let page: Vec<T> = client.get(&format!("{path}?limit={PAGE}&after={after}")).await?;
+        last = page.len();
+        items.extend(page);
+    }
+    Ok(items)
+}
+
 pub fn run(args: ListArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.connection)?;
     let (definitions, flares) = block_on(async {
-        let definitions: Vec<Definition> = client.get("/v1/definitions").await?;
-        let flares: Vec<FlareDoc> = client.get("/v1/flares").await?;
+        let definitions = every(&client, "/v1/definitions", |d: &Definition| d.name.clone()).await?;
+        let flares = every(&client, "/v1/flares", |f: &FlareDoc| f.flare_id.clone()).await?;
         Ok::<_, crate::client::ClientError>((definitions, flares))
     })??;
     println!("definitions:");

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use burst_host::comm::BrokerKind;
 use clap::Args;
 
-use crate::service::{self, ServeConfig};
+use crate::service::{self, Quotas, ServeConfig};
 
 /// Worker slots per CPU of the embedded host by default: workers mostly
 /// wait on messages, and a Wasm instance is small.
@@ -39,6 +39,12 @@ pub struct ServeArgs {
     /// Most flares waiting for slots.
     #[arg(long, default_value_t = 1024)]
     queue_limit: usize,
+    /// Most definitions one tenant may keep.
+    #[arg(long, default_value_t = 1000)]
+    max_definitions: usize,
+    /// Most versions one definition may have.
+    #[arg(long, default_value_t = 100)]
+    max_versions: usize,
     /// Most flares of one tenant waiting for slots.
     #[arg(long, default_value_t = 256)]
     tenant_queue_limit: usize,
@@ -88,6 +94,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         slots: args.slots.unwrap_or(SLOTS_PER_CPU * cpus),
         tokens,
         cluster_token: args.cluster_token,
+        quotas: Quotas { max_definitions: args.max_definitions, max_versions: args.max_versions },
         queue_limit: args.queue_limit,
         tenant_queue_limit: args.tenant_queue_limit,
         host_timeout: Duration::from_millis(args.host_timeout_ms),

@@ -274,3 +274,72 @@ async fn a_queued_or_running_flare_is_cancelled_and_its_slots_come_back() {
     check_hello(&results, 4, |_| 0);
     assert_eq!(api.delete("/v1/flares/f-nope").await.1["code"], "not_found");
 }
+
+#[tokio::test]
+async fn lists_come_a_page_at_a_time_and_quotas_bound_what_a_tenant_keeps() {
+    let controller = Controller::start(&["--slots", "8", "--max-definitions", "3", "--max-versions", "2"], &[]);
+    let api = controller.api(None);
+    for name in ["a", "b", "c"] {
+        api.deploy_guest(name, "hello").await;
+    }
+    let (status, body) = api.deploy("d", hello_wasm(), "").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("definition_limit")), "{body}");
+    assert_eq!(api.deploy("a", hello_wasm(), "?granularity=2").await.0, 201);
+    let (status, body) = api.deploy("a", hello_wasm(), "?granularity=3").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("version_limit")), "{body}");
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(api.flare_wait(json!({"definition": "b", "burst_size": 1})).await["flare_id"].clone());
+    }
+    for (path, key, all) in
+        [("/v1/definitions", "name", vec![json!("a"), json!("b"), json!("c")]), ("/v1/flares", "flare_id", ids)]
+    {
+        let first = api.request(reqwest::Method::GET, &format!("{path}?limit=2")).send().await.expect("answers");
+        let link = first.headers().get("link").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let first: Vec<Value> = first.json().await.expect("JSON");
+        assert_eq!(first.iter().map(|item| item[key].clone()).collect::<Vec<_>>(), all[0..2], "{path}");
+        let after = all[1].as_str().expect("a key");
+        assert_eq!(link.as_deref(), Some(format!("<{path}?limit=2&after={after}>; rel=\"next\"").as_str()));
+        let next = api.request(reqwest::Method::GET, &format!("{path}?limit=2&after={after}")).send().await;
+        let next = next.expect("answers");
+        assert!(next.headers().get("link").is_none(), "{path}: the last page links nowhere");
+        let next: Vec<Value> = next.json().await.expect("JSON");
+        assert_eq!(next.iter().map(|item| item[key].clone()).collect::<Vec<_>>(), all[2..], "{path}");
+        let (status, body) = api.get(&format!("{path}?limit=0")).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_flare_request_with_its_idempotency_key_starts_no_second_flare() {
+    let controller = Controller::start(&["--slots", "8"], &[]);
+    let api = controller.api(None);
+    let deploy = api.request(reqwest::Method::POST, "/v1/definitions/hello").body(hello_wasm());
+    let deployed = deploy.send().await.expect("answers");
+    assert_eq!(deployed.status(), 201);
+    assert_eq!(deployed.headers()["location"], "/v1/definitions/hello");
+    let request = json!({"definition": "hello", "burst_size": 2});
+    let post = |key: &'static str| {
+        let api = api.clone();
+        let request = request.clone();
+        async move {
+            let response =
+                api.request(reqwest::Method::POST, "/v1/flares").header("Idempotency-Key", key).json(&request);
+            let response = response.send().await.expect("answers");
+            assert_eq!(response.status(), 202);
+            let location = response.headers()["location"].to_str().expect("ascii").to_owned();
+            let body: Value = response.json().await.expect("JSON");
+            assert_eq!(location, format!("/v1/flares/{}", body["flare_id"].as_str().expect("id")));
+            body["flare_id"].as_str().expect("id").to_owned()
+        }
+    };
+    let first = post("order-42").await;
+    assert_eq!(post("order-42").await, first, "the retry answers the first flare");
+    assert_ne!(post("order-43").await, first, "another key starts another flare");
+    let (status, body) = api
+        .send(api.request(reqwest::Method::POST, "/v1/flares").header("Idempotency-Key", "has space").json(&request))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_idempotency_key")), "{body}");
+    assert_eq!(api.get("/v1/flares").await.1.as_array().map(Vec::len), Some(2));
+}

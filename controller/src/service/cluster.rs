@@ -377,6 +377,11 @@ impl Cluster {
         self.store.flare(flare_id)
     }
 
+    /// A watch of a live flare's status; `None` once it has finished.
+    pub fn watch(&self, flare_id: &str) -> Option<watch::Receiver<FlareStatus>> {
+        self.lock().live.get(flare_id).map(|live| live.status.subscribe())
+    }
+
     /// How many queued or running flares of `tenant` run definition `name`.
     pub fn live_flares_of(&self, tenant: &str, name: &str) -> usize {
         let state = self.lock();
@@ -387,16 +392,16 @@ impl Cluster {
             .count()
     }
 
-    /// Every flare of a tenant, in creation order.
+    /// Up to `limit` flares of a tenant after flare `after`, in creation
+    /// order, live ones as they are now.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    pub fn flares(&self, tenant: &str) -> Result<Vec<FlareDoc>, StoreError> {
-        let stored = self.store.flares()?;
+    pub fn flares(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<FlareDoc>, StoreError> {
+        let stored = self.store.flares_of(tenant, after, limit)?;
         let state = self.lock();
         Ok(stored
             .into_iter()
-            .filter(|r| r.tenant == tenant)
             .map(|r| state.live.get(&r.doc.flare_id).map_or(r.doc, |live| live.job.record.doc.clone()))
             .collect())
     }

@@ -9,15 +9,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderName;
+use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use burst_host::result::now_us;
 use burst_host::{Limits, LoadError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
+use super::page::{Page, PageParams};
 use super::{MAX_DEADLINE_MS, MAX_UPLOAD_BYTES, Service};
 use crate::api::{Defaults, Definition, ErrorBody, Version};
 
@@ -83,6 +87,28 @@ impl DeployParams {
             check_deadline(ms)?;
         }
         Ok(Defaults { granularity: self.granularity, memory_bytes: self.memory_bytes, deadline_ms: self.deadline_ms })
+    }
+}
+
+impl Service {
+    /// A tenant may hold at most `max_definitions` definitions of at most
+    /// `max_versions` versions each.
+    fn check_quota(&self, tenant: &str, definition: &Definition) -> Result<(), ApiError> {
+        let limit = |code, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+        if definition.versions.len() >= self.quotas.max_versions {
+            let message = format!(
+                "definition `{}` has {} versions, the most a definition may have; delete it or deploy under another \
+                 name",
+                definition.name,
+                definition.versions.len()
+            );
+            return Err(limit("version_limit", message));
+        }
+        let max = self.quotas.max_definitions;
+        if definition.versions.is_empty() && self.store.count_definitions(tenant, max)? >= max {
+            return Err(limit("definition_limit", format!("you have {max} definitions, the most a tenant may have")));
+        }
+        Ok(())
     }
 }
 
@@ -174,6 +200,8 @@ async fn read_upload(
         (status = 200, description = "The same component and defaults as the current version: unchanged", body = Definition),
         (status = 400, description = "Bad name, defaults or component", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 409, description = "The tenant's definitions or the definition's versions are at their cap \
+                                    (`definition_limit`, `version_limit`)", body = ErrorBody),
         (status = 413, description = "Component above the size cap", body = ErrorBody),
     )
 )]
@@ -183,9 +211,10 @@ pub async fn deploy(
     params: Result<Query<DeployParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     request: Request,
-) -> Result<(StatusCode, Json<Definition>), ApiError> {
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<Definition>), ApiError> {
     let tenant = service.auth.tenant(&headers)?;
     check_name(&name)?;
+    let location = [(LOCATION, format!("/v1/definitions/{name}"))];
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
     let (wasm, params) = read_upload(&service, params, request).await?;
     let defaults = params.check(&service)?;
@@ -197,31 +226,38 @@ pub async fn deploy(
     let mut definition = service.store.definition(&tenant, &name)?.unwrap_or(Definition { name, versions: Vec::new() });
     if definition.current().is_some_and(|v| v.digest == digest && v.defaults == defaults) {
         // A retried or repeated deploy: nothing new to record.
-        return Ok((StatusCode::OK, Json(definition)));
+        return Ok((StatusCode::OK, location, Json(definition)));
     }
+    service.check_quota(&tenant, &definition)?;
     let version = definition.current().map_or(1, |v| v.version + 1);
     definition.versions.push(Version { version, digest, size, created_us: now_us(), defaults });
     service.store.put_definition(&tenant, &definition)?;
     tracing::info!(tenant, name = definition.name, version, "deployed");
-    Ok((StatusCode::CREATED, Json(definition)))
+    Ok((StatusCode::CREATED, location, Json(definition)))
 }
 
-/// The caller's definitions.
+/// The caller's definitions by name, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/definitions",
     tag = "definitions",
+    params(PageParams),
     responses(
-        (status = 200, description = "Every definition of the tenant", body = Vec<Definition>),
+        (status = 200, description = "A page of the tenant's definitions; `Link: rel=\"next\"` when more follow",
+         body = Vec<Definition>),
+        (status = 400, description = "Bad page parameters", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
     )
 )]
 pub async fn list_definitions(
     State(service): State<Arc<Service>>,
+    query: Result<Query<PageParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Json<Vec<Definition>>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
-    Ok(Json(service.store.definitions(&tenant)?))
+    let page = Page::of(query)?;
+    let definitions = service.store.definitions(&tenant, page.after.as_deref(), page.limit + 1)?;
+    Ok(page.answer("/v1/definitions", definitions, |definition| &definition.name))
 }
 
 /// One definition with every version.

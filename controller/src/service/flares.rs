@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burst_host::layout::MAX_BURST_SIZE;
@@ -23,6 +25,8 @@ use super::admission::{Packing, Shape};
 use super::cluster::{CancelError, Job, SubmitError};
 use super::definitions::check_deadline;
 use super::error::ApiError;
+use super::idempotency;
+use super::page::{Page, PageParams};
 use super::store::FlareRecord;
 use crate::api::{BackendChoice, Defaults, ErrorBody, FlareAccepted, FlareDoc, FlareRequest, FlareStatus};
 use crate::report::{PackReport, ResultDoc};
@@ -151,12 +155,19 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
     path = "/v1/flares",
     tag = "flares",
     request_body = FlareRequest,
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "1 to 255 visible ASCII characters: a retried request with the key of an earlier one (within \
+                       24 hours) answers the flare that one started instead of starting another"
+    )),
     responses(
         (status = 200, description = "With `wait`: the finished flare's results", body = ResultDoc),
-        (status = 202, description = "Accepted: running or queued", body = FlareAccepted),
+        (status = 202, description = "Accepted: running or queued; `Location` names the flare", body = FlareAccepted),
         (status = 400, description = "Bad request", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such definition for this tenant", body = ErrorBody),
+        (status = 413, description = "The body is above 1 MiB (`body_too_large`)", body = ErrorBody),
         (status = 422, description = "The flare can never fit the cluster", body = ErrorBody),
         (status = 429, description = "The tenant's share of the queue is full (`tenant_queue_full`)", body = ErrorBody),
         (status = 503, description = "The queue is full", body = ErrorBody),
@@ -168,38 +179,57 @@ pub async fn create_flare(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
+    let key = idempotency::key_of(&headers)?;
     let body = body.map_err(|e| {
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_request" };
         ApiError::new(e.status(), code, e.body_text())
     })?;
     let request: FlareRequest = serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
     let wait = request.wait;
-    // The definition cannot be deleted between resolving its version and
-    // admitting the flare (which makes it in use).
-    let definitions = service.definitions.lock().await;
-    let job = job_of(&service, tenant, request)?;
-    let (flare_id, deadline_ms) = (job.record.doc.flare_id.clone(), job.deadline_ms);
-    let submitted = service.cluster.submit(job);
-    drop(definitions);
-    let (status, mut watch) = submitted.map_err(|error| match error {
+    let (flare_id, deadline_ms, mut watch) = {
+        // The definition cannot be deleted between resolving its version
+        // and admitting the flare (which makes it in use); a retry with the
+        // same key waits for the first request to be admitted.
+        let _definitions = service.definitions.lock().await;
+        match key.as_deref().and_then(|key| service.idempotency.flare(&tenant, key)) {
+            Some(flare_id) => {
+                // A retried request: the flare the first one started.
+                let record = service.cluster.flare(&flare_id)?.ok_or_else(|| ApiError::internal("a flare vanished"))?;
+                (flare_id.clone(), record.doc.deadline_ms, service.cluster.watch(&flare_id))
+            }
+            None => {
+                let job = job_of(&service, tenant.clone(), request)?;
+                let (flare_id, deadline_ms) = (job.record.doc.flare_id.clone(), job.deadline_ms);
+                let (_, watch) = service.cluster.submit(job).map_err(submit_error)?;
+                if let Some(key) = &key {
+                    service.idempotency.remember(&tenant, key, &flare_id);
+                }
+                (flare_id, deadline_ms, Some(watch))
+            }
+        }
+    };
+    if wait && let Some(watch) = &mut watch {
+        let limit = Duration::from_millis(deadline_ms) + WAIT_GRACE;
+        // A closed watch means the flare has already finished.
+        let _ = tokio::time::timeout(limit, watch.wait_for(|s| s.is_final())).await;
+    }
+    let record = service.cluster.flare(&flare_id)?.ok_or_else(|| ApiError::internal("a new flare vanished"))?;
+    if wait && record.doc.status.is_final() {
+        return Ok(Json(results_of(&service, &record)?).into_response());
+    }
+    let location = [(LOCATION, format!("/v1/flares/{flare_id}"))];
+    Ok((StatusCode::ACCEPTED, location, Json(FlareAccepted { flare_id, status: record.doc.status })).into_response())
+}
+
+fn submit_error(error: SubmitError) -> ApiError {
+    match error {
         SubmitError::Never(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "never_fits", error.to_string()),
         SubmitError::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", error.to_string()),
         SubmitError::TenantQueueFull(_) => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tenant_queue_full", error.to_string())
         }
         SubmitError::Store(error) => ApiError::internal(error),
-    })?;
-    if wait {
-        let limit = Duration::from_millis(deadline_ms) + WAIT_GRACE;
-        // A closed watch means the flare has already finished.
-        let _ = tokio::time::timeout(limit, watch.wait_for(|s| s.is_final())).await;
-        let record = service.cluster.flare(&flare_id)?.ok_or_else(|| ApiError::internal("a new flare vanished"))?;
-        if record.doc.status.is_final() {
-            return Ok(Json(results_of(&service, &record)?).into_response());
-        }
-        return Ok((StatusCode::ACCEPTED, Json(FlareAccepted { flare_id, status: record.doc.status })).into_response());
     }
-    Ok((StatusCode::ACCEPTED, Json(FlareAccepted { flare_id, status })).into_response())
 }
 
 fn results_of(service: &Service, record: &FlareRecord) -> Result<ResultDoc, ApiError> {
@@ -305,20 +335,26 @@ pub async fn get_results(
     Ok(Json(results_of(&service, &record)?))
 }
 
-/// The caller's flares, oldest first.
+/// The caller's flares still kept, oldest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/flares",
     tag = "flares",
+    params(PageParams),
     responses(
-        (status = 200, description = "Every flare of the tenant still kept", body = Vec<FlareDoc>),
+        (status = 200, description = "A page of the tenant's flares; `Link: rel=\"next\"` when more follow",
+         body = Vec<FlareDoc>),
+        (status = 400, description = "Bad page parameters", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
     )
 )]
 pub async fn list_flares(
     State(service): State<Arc<Service>>,
+    query: Result<Query<PageParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Json<Vec<FlareDoc>>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
-    Ok(Json(service.cluster.flares(&tenant)?))
+    let page = Page::of(query)?;
+    let flares = service.cluster.flares(&tenant, page.after.as_deref(), page.limit + 1)?;
+    Ok(page.answer("/v1/flares", flares, |flare| &flare.flare_id))
 }

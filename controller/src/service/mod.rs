@@ -15,6 +15,8 @@ mod definitions;
 mod error;
 mod flares;
 mod hosts;
+mod idempotency;
+mod page;
 mod programs;
 mod store;
 
@@ -66,6 +68,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often hosts' liveness and overdue flares are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
+/// What one tenant may keep.
+#[derive(Clone, Copy, Debug)]
+pub struct Quotas {
+    /// Definitions per tenant.
+    pub max_definitions: usize,
+    /// Versions per definition.
+    pub max_versions: usize,
+}
+
 /// Settings of `burst serve`.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -79,6 +90,8 @@ pub struct ServeConfig {
     pub tokens: Vec<String>,
     /// The token host daemons present.
     pub cluster_token: Option<String>,
+    /// What one tenant may keep.
+    pub quotas: Quotas,
     /// Most flares waiting for slots.
     pub queue_limit: usize,
     /// Most flares of one tenant waiting for slots.
@@ -96,6 +109,9 @@ pub struct ServeConfig {
 /// What every handler shares.
 pub struct Service {
     auth: Auth,
+    quotas: Quotas,
+    /// Flares started by requests with an `Idempotency-Key`.
+    idempotency: idempotency::Idempotency,
     store: Arc<Store>,
     programs: Arc<Programs>,
     cluster: Arc<Cluster>,
@@ -234,6 +250,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     );
     let service = Arc::new(Service {
         auth,
+        quotas: config.quotas,
+        idempotency: idempotency::Idempotency::default(),
         store: Arc::clone(&store),
         programs,
         cluster: Arc::clone(&cluster),

@@ -10,6 +10,7 @@
 //! digest any more. Everything is readable by the controller's user only.
 
 use std::fs::Permissions;
+use std::ops::Bound;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,10 @@ const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definiti
 const FLARES: TableDefinition<&str, &[u8]> = TableDefinition::new("flares");
 /// Results of finished flares ([`ResultDoc`] JSON), keyed by flare id.
 const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
+/// Every flare id under its tenant, keyed by `{tenant}\0{flare_id}` (empty
+/// values): a tenant's flares, in creation order, without reading anyone
+/// else's.
+const FLARES_BY_TENANT: TableDefinition<&str, &[u8]> = TableDefinition::new("flares_by_tenant");
 
 /// Why the store failed; always a fault of the machine, never of a request.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,31 @@ fn definition_key(tenant: &str, name: &str) -> String {
     format!("{tenant}\0{name}")
 }
 
+fn tenant_flare_key(tenant: &str, flare_id: &str) -> String {
+    format!("{tenant}\0{flare_id}")
+}
+
+/// Up to `limit` entries of `table` under `tenant`'s prefix, after the one
+/// named `after` (from the first when `None`), each as the rest of its key
+/// and its value.
+fn page_of<V: redb::Value + 'static>(
+    table: &impl ReadableTable<&'static str, V>,
+    tenant: &str,
+    after: Option<&str>,
+    limit: usize,
+    mut each: impl FnMut(&str, V::SelfType<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let start = format!("{tenant}\0{}", after.unwrap_or_default());
+    let end = format!("{tenant}\u{1}");
+    let lower = if after.is_some() { Bound::Excluded(start.as_str()) } else { Bound::Included(start.as_str()) };
+    for entry in table.range::<&str>((lower, Bound::Excluded(end.as_str())))?.take(limit) {
+        let (key, value) = entry?;
+        let key = key.value();
+        each(key.split_once('\0').map_or(key, |(_, rest)| rest), value.value())?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     ///
@@ -106,6 +136,17 @@ impl Store {
         txn.open_table(DEFINITIONS)?;
         txn.open_table(FLARES)?;
         txn.open_table(RESULTS)?;
+        {
+            // Stores written before the index existed: index their flares.
+            let flares = txn.open_table(FLARES)?;
+            let mut index = txn.open_table(FLARES_BY_TENANT)?;
+            if index.first()?.is_none() {
+                for entry in flares.iter()? {
+                    let record: FlareRecord = serde_json::from_slice(entry?.1.value())?;
+                    index.insert(tenant_flare_key(&record.tenant, &record.doc.flare_id).as_str(), &[][..])?;
+                }
+            }
+        }
         txn.commit()?;
         Ok(Self { db, dir: dir.to_owned() })
     }
@@ -171,15 +212,28 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
-    pub fn definitions(&self, tenant: &str) -> Result<Vec<Definition>, StoreError> {
+    pub fn definitions(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<Definition>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(DEFINITIONS)?;
-        let (start, end) = (format!("{tenant}\0"), format!("{tenant}\u{1}"));
         let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str())? {
-            out.push(serde_json::from_slice(entry?.1.value())?);
-        }
+        page_of(&txn.open_table(DEFINITIONS)?, tenant, after, limit, |_, value| {
+            out.push(serde_json::from_slice(value)?);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// How many definitions `tenant` has, counting up to `up_to`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn count_definitions(&self, tenant: &str, up_to: usize) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut count = 0;
+        page_of(&txn.open_table(DEFINITIONS)?, tenant, None, up_to, |_, _| {
+            count += 1;
+            Ok(())
+        })?;
+        Ok(count)
     }
 
     /// Deletes a tenant's definition, and the component files no other
@@ -238,6 +292,8 @@ impl Store {
         let result = result.map(serde_json::to_vec).transpose()?;
         let txn = self.db.begin_write()?;
         txn.open_table(FLARES)?.insert(record.doc.flare_id.as_str(), json.as_slice())?;
+        let key = tenant_flare_key(&record.tenant, &record.doc.flare_id);
+        txn.open_table(FLARES_BY_TENANT)?.insert(key.as_str(), &[][..])?;
         if let Some(result) = result {
             txn.open_table(RESULTS)?.insert(record.doc.flare_id.as_str(), result.as_slice())?;
         }
@@ -253,6 +309,24 @@ impl Store {
         let txn = self.db.begin_read()?;
         let value = txn.open_table(RESULTS)?.get(flare_id)?;
         Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
+    }
+
+    /// Up to `limit` flares of `tenant` after flare `after` (from the first
+    /// when `None`), in creation order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn flares_of(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<FlareRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let flares = txn.open_table(FLARES)?;
+        let mut out = Vec::new();
+        page_of(&txn.open_table(FLARES_BY_TENANT)?, tenant, after, limit, |flare_id, _| {
+            if let Some(value) = flares.get(flare_id)? {
+                out.push(serde_json::from_slice(value.value())?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Every stored flare, in id order (which is creation order).
@@ -274,12 +348,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub fn prune(&self, cutoff_us: u64) -> Result<usize, StoreError> {
-        let expired: Vec<String> = self
-            .flares()?
-            .into_iter()
-            .filter(|r| r.doc.finished_us.is_some_and(|at| at < cutoff_us))
-            .map(|r| r.doc.flare_id)
-            .collect();
+        let expired: Vec<FlareRecord> =
+            self.flares()?.into_iter().filter(|r| r.doc.finished_us.is_some_and(|at| at < cutoff_us)).collect();
         if expired.is_empty() {
             return Ok(0);
         }
@@ -287,9 +357,12 @@ impl Store {
         {
             let mut flares = txn.open_table(FLARES)?;
             let mut results = txn.open_table(RESULTS)?;
-            for id in &expired {
-                flares.remove(id.as_str())?;
-                results.remove(id.as_str())?;
+            let mut index = txn.open_table(FLARES_BY_TENANT)?;
+            for record in &expired {
+                let id = record.doc.flare_id.as_str();
+                flares.remove(id)?;
+                results.remove(id)?;
+                index.remove(tenant_flare_key(&record.tenant, id).as_str())?;
             }
         }
         txn.commit()?;
@@ -374,7 +447,8 @@ mod tests {
         store.put_component("abc", b"wasm").expect("put");
         store.put_definition("a", &definition("one", "abc")).expect("put");
         store.put_definition("b", &definition("two", "abc")).expect("put");
-        assert_eq!(store.definitions("a").expect("list").len(), 1);
+        assert_eq!(store.definitions("a", None, 10).expect("list").len(), 1);
+        assert_eq!(store.count_definitions("b", 10).expect("count"), 1);
         assert!(store.delete_definition("a", "one").expect("delete"));
         assert!(!store.delete_definition("a", "one").expect("delete"));
         assert_eq!(store.component("abc").expect("read").as_deref(), Some(&b"wasm"[..]));
