@@ -335,6 +335,12 @@ async fn a_retried_flare_request_with_its_idempotency_key_starts_no_second_flare
         }
     };
     let first = post("order-42").await;
+    // Every answer names its request: a fresh id, or the client's own.
+    let answered = api.request(reqwest::Method::GET, "/v1/flares").send().await.expect("answers");
+    let id = answered.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert_eq!((id.len(), id.matches('-').count()), (36, 4), "a UUID: {id}");
+    let traced = api.request(reqwest::Method::GET, "/v1/flares").header("x-request-id", "trace-me-1").send().await;
+    assert_eq!(traced.expect("answers").headers()["x-request-id"], "trace-me-1");
     assert_eq!(post("order-42").await, first, "the retry answers the first flare");
     assert_ne!(post("order-43").await, first, "another key starts another flare");
     let (status, body) = api

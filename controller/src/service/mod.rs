@@ -35,7 +35,9 @@ use axum::response::{IntoResponse, Response};
 use burst_host::result::now_us;
 use burst_host::{Failure, FailureKind, LimitError, Limits, Runtime, RuntimeConfig};
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -218,6 +220,19 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
         .layer(middleware::from_fn_with_state(Arc::clone(&service), authenticate))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        // An access log line per request (at `info`), each request named
+        // by an `x-request-id` (the client's, or a fresh UUID) that its
+        // answer and every log line of its handling carry.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(service))
 }
 
