@@ -39,6 +39,16 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     }
     let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, expected);
+    // Each route says which credential it takes.
+    let schemes = doc["components"]["securitySchemes"].as_object().expect("security schemes");
+    assert_eq!(schemes.keys().collect::<Vec<_>>(), ["cluster", "host", "tenant"]);
+    assert!(schemes.values().all(|s| s["scheme"] == "bearer"), "{schemes:?}");
+    assert_eq!(doc["security"], serde_json::json!([{"tenant": []}]), "tenant routes by default");
+    let security = |method: &str, path: &str| doc["paths"][path][method]["security"].clone();
+    assert_eq!(security("post", "/v1/hosts"), serde_json::json!([{"cluster": []}]));
+    assert_eq!(security("get", "/v1/hosts/{host_id}/work"), serde_json::json!([{"host": []}]));
+    assert_eq!(security("post", "/v1/hosts/{host_id}/reports"), serde_json::json!([{"host": []}]));
+    assert_eq!(security("get", "/health"), serde_json::json!([{}]), "no credential");
     // Every route is served: an unknown route answers `no_route`, these
     // answer anything else.
     for (method, path) in ROUTES {

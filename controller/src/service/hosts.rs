@@ -29,6 +29,7 @@ const MAX_HOST_SLOTS: u32 = 20_000;
 #[utoipa::path(
     get,
     path = "/health",
+    security(()),
     tag = "cluster",
     responses((status = 200, description = "The controller answers", body = Health))
 )]
@@ -40,6 +41,7 @@ pub async fn health(State(service): State<Arc<Service>>) -> Json<Health> {
 #[utoipa::path(
     post,
     path = "/v1/hosts",
+    security(("cluster" = [])),
     tag = "cluster",
     request_body = Register,
     responses(
@@ -87,6 +89,7 @@ pub(super) fn unknown_host(host_id: &str) -> ApiError {
 #[utoipa::path(
     get,
     path = "/v1/hosts/{host_id}/work",
+    security(("host" = [])),
     tag = "cluster",
     params(("host_id" = String, Path, description = "The host"), PollParams),
     responses(
@@ -110,6 +113,7 @@ pub async fn poll(
 #[utoipa::path(
     post,
     path = "/v1/hosts/{host_id}/reports",
+    security(("host" = [])),
     tag = "cluster",
     params(("host_id" = String, Path, description = "The host")),
     request_body = HostReport,
@@ -140,6 +144,7 @@ pub async fn report(
 #[utoipa::path(
     get,
     path = "/v1/components/{digest}",
+    security(("cluster" = [])),
     tag = "cluster",
     params(("digest" = String, Path, description = "Hex SHA-256 of the component")),
     responses(

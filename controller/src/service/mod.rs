@@ -138,8 +138,28 @@ impl Service {
     }
 }
 
+/// The three credentials: a tenant's token (every `/v1` route but the
+/// hosts', when tokens are configured), the cluster token (registering a
+/// host, fetching components) and a host's own (its polls and reports).
+struct Credentials;
+
+impl utoipa::Modify for Credentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(utoipa::openapi::Components::new);
+        for (name, what) in [
+            ("tenant", "A tenant's token (`BURST_TOKENS`); not needed by a controller without tokens"),
+            ("cluster", "The cluster token (`BURST_CLUSTER_TOKEN`)"),
+            ("host", "The credential a host was issued when it registered (`host_token`)"),
+        ] {
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what)).build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
 #[derive(OpenApi)]
-#[openapi(info(
+#[openapi(modifiers(&Credentials), security(("tenant" = [])), info(
     title = "burst controller",
     description = "Deploy WebAssembly work functions and run them as flares of simultaneous workers. \
                    Tenant routes take `Authorization: Bearer TOKEN` when tokens are configured; \
@@ -148,7 +168,13 @@ impl Service {
 struct ApiDoc;
 
 /// The OpenAPI document of these routes.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "This document"))
+)]
 async fn openapi_json(State(service): State<Arc<Service>>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], service.openapi.get().cloned().unwrap_or_default())
 }
