@@ -192,8 +192,9 @@ async fn read_upload(
     params(("name" = String, Path, description = "1 to 64 of A-Z a-z 0-9 . _ -, beginning with a letter or digit"), DeployParams),
     request_body(
         content = Vec<u8>,
-        content_type = "application/wasm",
-        description = "The component; or multipart/form-data with a `component` file and the defaults as fields"
+        content_type = "application/octet-stream",
+        description = "The component's bytes; or multipart/form-data with a `component` file and the defaults as \
+                       fields"
     ),
     responses(
         (status = 201, description = "Deployed: a new version", body = Definition),
