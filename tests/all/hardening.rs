@@ -10,9 +10,11 @@ use tokio::net::TcpStream;
 
 use crate::controller::{Controller, TempDir, burst_command};
 
-/// The controller's `BODY_TIMEOUT` and `SHUTDOWN_GRACE`
-/// (`controller/src/service/mod.rs`; the binary has no library to import).
+/// The controller's `BODY_TIMEOUT`, `HEADER_TIMEOUT` and `SHUTDOWN_GRACE`
+/// (`controller/src/service/{mod,listen}.rs`; the binary has no library to
+/// import).
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends `head` and `body` on a raw connection to the controller at `url`
@@ -60,6 +62,19 @@ async fn a_client_that_stalls_its_body_is_cut_off() {
     let waited = started.elapsed();
     let limit = BODY_TIMEOUT + Duration::from_secs(3);
     assert!(waited < limit, "held {waited:?} by a stalled body: {answer:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_its_headers_is_cut_off() {
+    // Half-sent headers once held a connection open for as long as the
+    // client liked.
+    let controller = Controller::start(&[], &[]);
+    let started = Instant::now();
+    let answer =
+        raw(&controller.url, "POST /v1/flares HTTP/1.1\r\nHost: burst\r\n", b"", Duration::from_secs(30)).await;
+    let waited = started.elapsed();
+    let limit = HEADER_TIMEOUT + Duration::from_secs(3);
+    assert!(waited < limit, "held {waited:?} by stalled headers: {answer:?}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod error;
 mod flares;
 mod hosts;
 mod idempotency;
+mod listen;
 mod page;
 mod programs;
 mod store;
@@ -63,9 +64,6 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests served at once; the rest wait for a turn.
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
-
-/// How long a shutdown waits for the requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often hosts' liveness and overdue flares are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -307,23 +305,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // Tests and scripts read the address from this line (port 0 picks one).
     println!("burst serve: listening on http://{}", listener.local_addr()?);
     let maintenance = tokio::spawn(maintain(cluster, store, config.retention));
-    // A graceful shutdown waits for requests in flight, but no longer than
-    // SHUTDOWN_GRACE: a client that stalls cannot keep the process alive.
-    let (stopping, stopped) = tokio::sync::oneshot::channel();
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stopping.send(());
-    };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let served = tokio::select! {
-        served = serve.into_future() => served.context("serving HTTP"),
-        () = async { if stopped.await.is_ok() { tokio::time::sleep(SHUTDOWN_GRACE).await } else { std::future::pending().await } } => {
-            tracing::warn!("requests still in flight {SHUTDOWN_GRACE:?} after the signal; stopping anyway");
-            Ok(())
-        }
-    };
+    listen::serve(listener, app, shutdown_signal()).await;
     maintenance.abort();
-    served
+    Ok(())
 }
 
 /// Marks silent hosts down, fails overdue flares, prunes old results.
