@@ -155,6 +155,14 @@ async fn a_host_that_stops_polling_is_marked_down_and_its_flare_fails() {
     // What the surviving pack held is gone; the lost pack's keys expire.
     let left = leftovers(BrokerKind::Redis, id, 2).await;
     assert!(left.iter().all(|key| !key.ends_with(":inbox:1")), "{left:?}");
+    // Ten host timeouts after its last poll, the down host leaves the list.
+    let forgotten = async {
+        while health_of(&api).await["hosts"].as_array().map(Vec::len) != Some(1) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), forgotten).await.expect("the down host is forgotten");
+    assert_eq!(health_of(&api).await["hosts"][0]["state"], "up");
 }
 
 #[tokio::test]

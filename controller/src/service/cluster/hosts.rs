@@ -12,6 +12,9 @@ use super::{Cluster, Host, Live, Remote, State, UnknownHost};
 use crate::api::Assignment;
 use crate::report::PackReport;
 
+/// Host timeouts after which a host that went down leaves the host list.
+pub const FORGET_AFTER: u32 = 10;
+
 impl Cluster {
     /// Whether `token` is the credential of the live remote host `host_id`.
     ///
@@ -106,7 +109,8 @@ impl Cluster {
     }
 
     /// Marks down the remote hosts that stopped polling and fails their
-    /// flares; fails flares whose reports are overdue. Called periodically.
+    /// flares; forgets hosts down for [`FORGET_AFTER`] host timeouts; fails
+    /// flares whose reports are overdue. Called periodically.
     pub fn check(self: &Arc<Self>) {
         let mut state = self.lock();
         let timeout = self.config.host_timeout;
@@ -128,6 +132,11 @@ impl Cluster {
                 }
             }
         }
+        // A host that went down never comes back (a daemon that polls again
+        // registers anew), so the list would only grow: it shows a down
+        // host for a while, then forgets it.
+        let forget = timeout * FORGET_AFTER;
+        state.hosts.retain(|host| host.up || host.remote.as_ref().is_none_or(|r| r.last_seen.elapsed() <= forget));
         let now = Instant::now();
         for (id, live) in &state.live {
             if live.expires.is_some_and(|at| at < now) {
