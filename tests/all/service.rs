@@ -349,3 +349,27 @@ async fn a_retried_flare_request_with_its_idempotency_key_starts_no_second_flare
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_idempotency_key")), "{body}");
     assert_eq!(api.get("/v1/flares").await.1.as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_whose_flare_was_pruned_starts_a_new_flare() {
+    // The key once pointed at a flare the retention had deleted: a 500.
+    let controller = Controller::start(&["--slots", "8", "--retention-secs", "1"], &[]);
+    let api = controller.api(None);
+    api.deploy_guest("hello", "hello").await;
+    let post = || {
+        let request = json!({"definition": "hello", "burst_size": 2, "wait": true});
+        api.send(api.request(reqwest::Method::POST, "/v1/flares").header("Idempotency-Key", "nightly").json(&request))
+    };
+    let (status, first) = post().await;
+    assert_eq!(status, 200, "{first}");
+    let path = format!("/v1/flares/{}", first["flare_id"].as_str().expect("id"));
+    let pruned = async {
+        while api.get(&path).await.0 != 404 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), pruned).await.expect("the flare is pruned");
+    let (status, second) = post().await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(second["flare_id"], first["flare_id"]);
+}

@@ -191,11 +191,16 @@ pub async fn create_flare(
         // and admitting the flare (which makes it in use); a retry with the
         // same key waits for the first request to be admitted.
         let _definitions = service.definitions.lock().await;
-        match key.as_deref().and_then(|key| service.idempotency.flare(&tenant, key)) {
-            Some(flare_id) => {
-                // A retried request: the flare the first one started.
-                let record = service.cluster.flare(&flare_id)?.ok_or_else(|| ApiError::internal("a flare vanished"))?;
-                (flare_id.clone(), record.doc.deadline_ms, service.cluster.watch(&flare_id))
+        // A retried request: the flare the first one started, unless it has
+        // been pruned since (then the key starts a new one).
+        let earlier = match key.as_deref().and_then(|key| service.idempotency.flare(&tenant, key)) {
+            Some(flare_id) => service.cluster.flare(&flare_id)?.map(|record| (flare_id, record)),
+            None => None,
+        };
+        match earlier {
+            Some((flare_id, record)) => {
+                let watch = service.cluster.watch(&flare_id);
+                (flare_id, record.doc.deadline_ms, watch)
             }
             None => {
                 let job = job_of(&service, tenant.clone(), request)?;
