@@ -311,6 +311,23 @@ pub struct Assignment {
     pub broker_url: Option<String>,
 }
 
+/// A host's answer to a poll: packs to start, and flares of its running
+/// packs that ended elsewhere (failed or cancelled), whose packs it stops.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Work {
+    /// Packs to run.
+    pub assignments: Vec<Assignment>,
+    /// Flares whose packs on this host are to be stopped now.
+    pub cancel: Vec<String>,
+}
+
+impl Work {
+    /// Nothing to start or stop.
+    pub fn is_empty(&self) -> bool {
+        self.assignments.is_empty() && self.cancel.is_empty()
+    }
+}
+
 /// What a host ran of one flare.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HostReport {

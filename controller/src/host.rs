@@ -3,7 +3,9 @@
 //! It registers its slots, then polls the controller for packs (each poll
 //! is its heartbeat), fetches each component once by digest (checked
 //! against its SHA-256 and cached on disk, compiled artifacts too), runs
-//! its packs through the pack runtime, and reports their results. When the
+//! its packs through the pack runtime, and reports their results. A poll
+//! also names flares that ended elsewhere (failed or cancelled): their
+//! packs here are stopped at once, whatever the backend. When the
 //! controller no longer knows it (restarted, or marked it down), it
 //! registers again.
 
@@ -13,13 +15,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use burst_host::{CancellationToken, Failure, FailureKind, Program, Runtime, RuntimeConfig};
+use burst_host::{CancellationToken, Failure, FailureKind, Program, Runtime, RuntimeConfig, write_atomically};
 use clap::Args;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
-use crate::api::{Assignment, HostReport, Register, Registered};
+use crate::api::{Assignment, HostReport, Register, Registered, Work};
 use crate::client::{Client, ClientError, Connection};
 use crate::execute::execute;
 use crate::report::PackReport;
@@ -57,6 +59,8 @@ struct Daemon {
     runtime: Arc<Runtime>,
     cache_dir: PathBuf,
     programs: Mutex<HashMap<String, Program>>,
+    /// Stops the packs of each flare running here.
+    running: Mutex<HashMap<String, CancellationToken>>,
 }
 
 pub fn run(args: HostArgs) -> anyhow::Result<()> {
@@ -75,6 +79,7 @@ pub fn run(args: HostArgs) -> anyhow::Result<()> {
             runtime: Arc::new(Runtime::new(RuntimeConfig { max_workers: args.slots, ..RuntimeConfig::default() })?),
             cache_dir,
             programs: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
         });
         tokio::select! {
             result = daemon.serve(name, args.slots) => result,
@@ -111,9 +116,15 @@ impl Daemon {
             loop {
                 while running.try_join_next().is_some() {}
                 let path = format!("/v1/hosts/{id}/work?wait_ms={wait_ms}");
-                match client.get::<Vec<Assignment>>(&path).await {
+                match client.get::<Work>(&path).await {
                     Ok(work) => {
-                        for assignment in work {
+                        for flare_id in work.cancel {
+                            if let Some(cancel) = self.running().get(&flare_id) {
+                                tracing::info!(flare_id, "the flare ended elsewhere; stopping its packs here");
+                                cancel.cancel();
+                            }
+                        }
+                        for assignment in work.assignments {
                             let (daemon, client) = (Arc::clone(self), Arc::clone(&client));
                             let id = id.clone();
                             running.spawn(async move { daemon.run_assignment(&client, &id, assignment).await });
@@ -132,16 +143,21 @@ impl Daemon {
         }
     }
 
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn run_assignment(&self, client: &Client, host_id: &str, assignment: Assignment) {
+        let cancel = CancellationToken::new();
+        self.running().insert(assignment.flare_id.clone(), cancel.clone());
         let reports = match self.program(&assignment.digest).await {
-            // The controller stops a cancelled flare's packs through its
-            // broker, as it does when it fails one.
-            Ok(program) => execute(&self.runtime, &program, &assignment, CancellationToken::new()).await,
+            Ok(program) => execute(&self.runtime, &program, &assignment, cancel).await,
             Err(error) => {
                 let failure = Failure::new(None, FailureKind::Instantiate, format!("{error:#}"));
                 vec![PackReport::failed(&assignment.flare_id, failure)]
             }
         };
+        self.running().remove(&assignment.flare_id);
         let body = HostReport { flare_id: assignment.flare_id.clone(), reports };
         let path = format!("/v1/hosts/{host_id}/reports");
         for attempt in 1..=REPORT_ATTEMPTS {
@@ -181,9 +197,9 @@ impl Daemon {
         }
         let dir = path.parent().context("cache path has a parent")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, &wasm).with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+        // A temporary file of its own, renamed into place: two packs of one
+        // component fetched at once never write the same file.
+        write_atomically(path, &wasm).with_context(|| format!("writing {}", path.display()))?;
         Ok(wasm)
     }
 }

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Most flares of one tenant waiting for slots.
     #[arg(long, default_value_t = 256)]
     tenant_queue_limit: usize,
+    /// Most workers one tenant's running flares may hold at once (none: as
+    /// many as there are slots).
+    #[arg(long)]
+    tenant_worker_limit: Option<u32>,
     /// A host daemon that has not polled for this many milliseconds is down.
     #[arg(long, default_value_t = 10_000)]
     host_timeout_ms: u64,
@@ -97,6 +101,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         quotas: Quotas { max_definitions: args.max_definitions, max_versions: args.max_versions },
         queue_limit: args.queue_limit,
         tenant_queue_limit: args.tenant_queue_limit,
+        tenant_worker_limit: args.tenant_worker_limit.unwrap_or(u32::MAX),
         host_timeout: Duration::from_millis(args.host_timeout_ms),
         retention: Duration::from_secs(args.retention_secs),
         redis_url: args.redis_url,

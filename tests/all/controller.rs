@@ -98,6 +98,11 @@ impl Controller {
         self.url = url;
     }
 
+    /// The controller's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data.0
+    }
+
     /// The controller's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -174,7 +174,7 @@ async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
     let flare_id = accepted["flare_id"].as_str().expect("an id").to_owned();
     // Whichever host got the flare takes it; the other tries to forge.
     let (_, work) = alpha_api.get(&format!("/v1/hosts/{alpha_id}/work")).await;
-    let (runner, runner_api, forger_id, forger_api) = if work.as_array().is_some_and(|w| !w.is_empty()) {
+    let (runner, runner_api, forger_id, forger_api) = if work["assignments"].as_array().is_some_and(|w| !w.is_empty()) {
         (alpha_id.clone(), &alpha_api, beta_id.clone(), &beta_api)
     } else {
         (beta_id.clone(), &beta_api, alpha_id.clone(), &alpha_api)

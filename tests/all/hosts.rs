@@ -185,3 +185,31 @@ async fn a_host_that_cannot_run_its_packs_fails_the_flare_at_once() {
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     slots_freed(&api, 8).await;
 }
+
+#[tokio::test]
+async fn a_cancelled_memory_flare_stops_on_its_host_daemon() {
+    // A `memory` flare has no broker to carry the abort: its packs on a
+    // host daemon once ran on to their deadline, holding the slots.
+    let controller = Controller::start(&["--slots", "0"], &[CLUSTER_TOKEN_ENV]);
+    let _host = HostDaemon::start(&controller.url, 4, "alpha");
+    let api = controller.api(None);
+    api.deploy_guest("fixtures", "burst_fixtures").await;
+    let request = json!({
+        "definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 120000,
+    });
+    let (status, accepted) = api.post("/v1/flares", &request).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["flare_id"].as_str().expect("id");
+    let started = Instant::now();
+    while api.get(&format!("/v1/flares/{id}")).await.1["workers_started"] != 4 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the host never took its pack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, cancelled) = api.delete(&format!("/v1/flares/{id}")).await;
+    assert_eq!((status, cancelled["failure"]["kind"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    slots_freed(&api, 4).await;
+    // The host runs the next flare on those slots.
+    api.deploy_guest("hello", "hello").await;
+    let results = api.flare_wait(json!({"definition": "hello", "burst_size": 4})).await;
+    check_hello(&results, 4, |_| 0);
+}

@@ -83,3 +83,97 @@ async fn one_tenant_filling_its_share_of_the_queue_does_not_refuse_another() {
     let done = b.wait_final(queued["flare_id"].as_str().expect("id")).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
+
+/// Polls a flare until its status is `status`.
+async fn wait_status(api: &crate::controller::Api, flare_id: &str, status: &str) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, doc) = api.get(&format!("/v1/flares/{flare_id}")).await;
+        if doc["status"] == status {
+            return doc;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "flare {flare_id} never {status}: {doc}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn tenants_take_turns_in_the_queue() {
+    // With one FIFO, a tenant's backlog ran entirely before another
+    // tenant's flare queued behind it.
+    let controller = Controller::start(&["--slots", "4"], &[("BURST_TOKENS", "a:token-a,b:token-b")]);
+    let (a, b) = (controller.api(Some("token-a")), controller.api(Some("token-b")));
+    a.deploy_guest("fixtures", "burst_fixtures").await;
+    b.deploy_guest("hello", "hello").await;
+    let blocker = json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 60000});
+    let mut ids = Vec::new();
+    for expected in ["running", "queued", "queued"] {
+        let (status, flare) = a.post("/v1/flares", &blocker).await;
+        assert_eq!((status, flare["status"].as_str()), (202, Some(expected)), "{flare}");
+        ids.push(flare["flare_id"].as_str().expect("id").to_owned());
+    }
+    let (status, b_flare) = b.post("/v1/flares", &json!({"definition": "hello", "burst_size": 4})).await;
+    assert_eq!((status, b_flare["status"].as_str()), (202, Some("queued")), "{b_flare}");
+    // a's first queued flare had the first turn; then it is b's.
+    assert_eq!(a.delete(&format!("/v1/flares/{}", ids[0])).await.0, 200);
+    wait_status(&a, &ids[1], "running").await;
+    assert_eq!(a.delete(&format!("/v1/flares/{}", ids[1])).await.0, 200);
+    let b_done = b.wait_final(b_flare["flare_id"].as_str().expect("id")).await;
+    assert_eq!(b_done["status"], "succeeded", "{b_done}");
+    let (_, last) = a.get(&format!("/v1/flares/{}", ids[2])).await;
+    let (b_started, last_started) = (b_done["started_us"].as_u64(), last["started_us"].as_u64());
+    assert!(last_started.is_none_or(|at| Some(at) > b_started), "a's last flare started first: {last} {b_done}");
+    assert_eq!(a.delete(&format!("/v1/flares/{}", ids[2])).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_tenant_at_its_worker_bound_waits_while_others_pass() {
+    let controller =
+        Controller::start(&["--slots", "8", "--tenant-worker-limit", "4"], &[("BURST_TOKENS", "a:token-a,b:token-b")]);
+    let (a, b) = (controller.api(Some("token-a")), controller.api(Some("token-b")));
+    a.deploy_guest("fixtures", "burst_fixtures").await;
+    b.deploy_guest("hello", "hello").await;
+    let blocker = json!({"definition": "fixtures", "burst_size": 4, "input": {"scenario": "fail_wait_forever"}, "deadline_ms": 60000});
+    let mut ids = Vec::new();
+    // Four slots are free for a's second flare, but a runs four workers.
+    for expected in ["running", "queued"] {
+        let (status, flare) = a.post("/v1/flares", &blocker).await;
+        assert_eq!((status, flare["status"].as_str()), (202, Some(expected)), "{flare}");
+        ids.push(flare["flare_id"].as_str().expect("id").to_owned());
+    }
+    // b passes a's queued flare.
+    let results = b.flare_wait(json!({"definition": "hello", "burst_size": 4})).await;
+    crate::controller::check_hello(&results, 4, |_| 0);
+    let (status, body) = a.post("/v1/flares", &json!({"definition": "fixtures", "burst_size": 5})).await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("never_fits")), "{body}");
+    // Once a's first flare ends, its second starts.
+    assert_eq!(a.delete(&format!("/v1/flares/{}", ids[0])).await.0, 200);
+    wait_status(&a, &ids[1], "running").await;
+    assert_eq!(a.delete(&format!("/v1/flares/{}", ids[1])).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_deploy_never_reads_what_another_tenant_compiled() {
+    // The artifact cache once answered any tenant's deploy of known bytes,
+    // 40× faster than a compile: an oracle for what others deployed. Here
+    // the cache holds another component under `hello`'s name, which only a
+    // deploy that reads the cache would run.
+    let controller = Controller::start(&["--slots", "4"], &[("BURST_TOKENS", "a:token-a,b:token-b")]);
+    let (a, b) = (controller.api(Some("token-a")), controller.api(Some("token-b")));
+    let fixtures = std::fs::read(crate::support::guest_path("burst_fixtures")).expect("built");
+    // A tenant's second deploy of its own bytes uses the cache and fills it.
+    for query in ["", "?granularity=2"] {
+        assert!(matches!(a.deploy("fixtures", fixtures.clone(), query).await.0, 200 | 201));
+    }
+    let artifacts = controller.data_dir().join("artifacts");
+    let artifact = std::fs::read_dir(&artifacts).expect("artifacts").flatten().next().expect("one artifact").path();
+    let name = artifact.file_name().and_then(|n| n.to_str()).expect("a name").to_owned();
+    let suffix = &name[name.find('-').expect("digest-engine")..];
+    let hello = std::fs::read(crate::support::guest_path("hello")).expect("built");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&hello));
+    std::fs::copy(&artifact, artifacts.join(format!("{digest}{suffix}"))).expect("plant");
+    let (status, body) = b.deploy("hello", hello, "").await;
+    assert_eq!(status, 201, "{body}");
+    let results = b.flare_wait(json!({"definition": "hello", "burst_size": 4})).await;
+    crate::controller::check_hello(&results, 4, |_| 0);
+}

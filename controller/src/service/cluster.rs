@@ -4,9 +4,11 @@
 //! Everything sits behind one mutex that is never held across an await.
 //! Admission is [`admission::decide`]: a flare whose packs fit the free
 //! slots now reserves every one of them at once and starts; one that fits
-//! only later waits in a bounded FIFO queue, whose head blocks the rest (no
+//! only later waits in a bounded queue where tenants take turns
+//! ([`queue`]), and the flare whose turn it is blocks the rest (no
 //! overtaking, so a large flare is not starved by small ones); one that can
-//! never fit is refused. A flare's state is written to the store before it
+//! never fit is refused. A tenant may also be bounded in the workers it
+//! runs at once: its flares then wait for its own, and others pass them. A flare's state is written to the store before it
 //! becomes visible, so what a client saw survives a restart.
 //!
 //! Hosts: the embedded host (`local`) runs its packs as tasks of this
@@ -14,7 +16,7 @@
 //! is its heartbeat. A remote host that has not polled for the host timeout
 //! is marked down and every flare with packs on it fails.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,9 +35,11 @@ use crate::report::{PackReport, ResultDoc};
 
 mod abort;
 mod hosts;
+mod queue;
 
 pub use abort::CancelError;
 pub use hosts::ReportError;
+use queue::Queue;
 
 /// The id of the controller's embedded host.
 pub const EMBEDDED_HOST: &str = "local";
@@ -54,6 +58,9 @@ pub struct ClusterConfig {
     /// Most flares of one tenant waiting for slots, so that one tenant
     /// cannot fill the queue for everyone.
     pub tenant_queue_limit: usize,
+    /// Most workers one tenant's running flares may hold (`u32::MAX`: as
+    /// many as there are slots).
+    pub tenant_worker_limit: u32,
     /// A remote host that has not polled for this long is down.
     pub host_timeout: Duration,
     /// Broker URLs given to hosts for flares through Redis / RabbitMQ.
@@ -117,6 +124,8 @@ struct Remote {
     token: String,
     last_seen: Instant,
     inbox: Vec<Assignment>,
+    /// Flares whose packs here must stop: they ended elsewhere.
+    cancel: Vec<String>,
     wake: Arc<Notify>,
 }
 
@@ -141,7 +150,7 @@ struct Live {
 #[derive(Default)]
 struct State {
     hosts: Vec<Host>,
-    queue: VecDeque<String>,
+    queue: Queue,
     live: HashMap<String, Live>,
     registered: u64,
 }
@@ -188,9 +197,23 @@ impl Cluster {
     /// store fails; nothing is stored then.
     pub fn submit(self: &Arc<Self>, job: Job) -> Result<(FlareStatus, watch::Receiver<FlareStatus>), SubmitError> {
         let mut state = self.lock();
+        let tenant = job.record.tenant.clone();
+        if job.shape.burst_size > self.config.tenant_worker_limit {
+            return Err(SubmitError::Never(format!(
+                "{} workers are more than a tenant may run at once ({})",
+                job.shape.burst_size, self.config.tenant_worker_limit
+            )));
+        }
         let decision = match decide(&state.hosts, &job.shape) {
-            // Behind a queue, a flare waits its turn even when it would fit.
-            Decision::Start(_) if !state.queue.is_empty() => Decision::Wait,
+            // It waits its turn behind a queued flare that may start, behind
+            // its tenant's own queued flares, and for its tenant's bound.
+            Decision::Start(_)
+                if self.next_in_turn(&state).is_some()
+                    || state.queue.len_of(&tenant) > 0
+                    || !self.within_tenant_bound(&state, &tenant, job.shape.burst_size) =>
+            {
+                Decision::Wait
+            }
             decision => decision,
         };
         let id = job.record.doc.flare_id.clone();
@@ -199,14 +222,8 @@ impl Cluster {
             Decision::Wait if state.queue.len() >= self.config.queue_limit => {
                 return Err(SubmitError::QueueFull(state.queue.len()));
             }
-            Decision::Wait => {
-                let tenant = &job.record.tenant;
-                let queued = (state.queue.iter().filter_map(|id| state.live.get(id)))
-                    .filter(|live| &live.job.record.tenant == tenant)
-                    .count();
-                if queued >= self.config.tenant_queue_limit {
-                    return Err(SubmitError::TenantQueueFull(queued));
-                }
+            Decision::Wait if state.queue.len_of(&tenant) >= self.config.tenant_queue_limit => {
+                return Err(SubmitError::TenantQueueFull(state.queue.len_of(&tenant)));
             }
             _ => {}
         }
@@ -223,10 +240,28 @@ impl Cluster {
         state.live.insert(id.clone(), live);
         match decision {
             Decision::Start(placement) => self.start(&mut state, &id, placement),
-            _ => state.queue.push_back(id.clone()),
+            _ => state.queue.push(&tenant, id.clone()),
         }
         let now = state.live.get(&id).map_or(FlareStatus::Failed, |live| *live.status.borrow());
         Ok((now, watch))
+    }
+
+    /// Whether `tenant` may start `workers` more next to its running flares.
+    fn within_tenant_bound(&self, state: &State, tenant: &str, workers: u32) -> bool {
+        let running: u32 = (state.live.values())
+            .filter(|live| live.job.record.tenant == tenant && live.job.record.doc.status == FlareStatus::Running)
+            .map(|live| live.job.shape.burst_size)
+            .sum();
+        running.saturating_add(workers) <= self.config.tenant_worker_limit
+    }
+
+    /// The queued flare whose turn it is: the oldest of the first tenant in
+    /// turn order that its own bound does not hold back.
+    fn next_in_turn(&self, state: &State) -> Option<String> {
+        state.queue.heads().find_map(|(tenant, id)| {
+            let workers = state.live.get(id).map_or(0, |live| live.job.shape.burst_size);
+            self.within_tenant_bound(state, tenant, workers).then(|| id.to_owned())
+        })
     }
 
     /// Reserves the placement's slots and hands out the packs.
@@ -314,7 +349,7 @@ impl Cluster {
     /// takes back packs not yet handed to a host.
     fn finish(&self, state: &mut State, id: &str, failure: Option<Failure>) {
         let Some(mut live) = state.live.remove(id) else { return };
-        state.queue.retain(|queued| queued != id);
+        state.queue.remove(id);
         if let Some(failure) = failure {
             live.reports.push(PackReport::failed(id, failure));
         }
@@ -331,6 +366,14 @@ impl Cluster {
             && !live.waiting_on.is_empty()
         {
             self.abort_running(&live.job, &live.waiting_on, id, failure.clone());
+            // Hosts also stop the packs directly, whatever the backend: a
+            // `memory` flare has no broker to carry the abort.
+            for host in state.hosts.iter_mut().filter(|h| live.waiting_on.contains(&h.id)) {
+                if let Some(remote) = &mut host.remote {
+                    remote.cancel.push(id.to_owned());
+                    remote.wake.notify_one();
+                }
+            }
         }
         for host in &mut state.hosts {
             if let Some(remote) = &mut host.remote
@@ -344,23 +387,24 @@ impl Cluster {
         live.status.send_replace(result.status);
     }
 
-    /// Starts queued flares, in order, while the head fits.
+    /// Starts queued flares in turn order while the one whose turn it is
+    /// fits.
     fn pump(self: &Arc<Self>, state: &mut State) {
-        while let Some(head) = state.queue.front().cloned() {
-            let Some(live) = state.live.get(&head) else {
-                state.queue.pop_front();
+        while let Some(next) = self.next_in_turn(state) {
+            let Some(live) = state.live.get(&next) else {
+                state.queue.remove(&next);
                 continue;
             };
             match decide(&state.hosts, &live.job.shape) {
                 Decision::Start(placement) => {
-                    state.queue.pop_front();
-                    self.start(state, &head, placement);
+                    state.queue.remove(&next);
+                    self.start(state, &next, placement);
                 }
                 Decision::Wait => break,
                 Decision::Never(reason) => {
                     let failure =
                         Failure::new(None, FailureKind::Backend, format!("the flare can no longer fit: {reason}"));
-                    self.finish(state, &head, Some(failure));
+                    self.finish(state, &next, Some(failure));
                 }
             }
         }

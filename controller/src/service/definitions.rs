@@ -18,6 +18,7 @@ use axum::response::Response;
 use burst_host::result::now_us;
 use burst_host::{Limits, LoadError};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use super::error::ApiError;
@@ -220,8 +221,9 @@ pub async fn deploy(
     let (wasm, params) = read_upload(&service, params, request).await?;
     let defaults = params.check(&service)?;
     let size = wasm.len() as u64;
-    let program = service.programs.load(wasm.clone()).await.map_err(load_error)?;
-    let digest = program.digest().to_owned();
+    let digest = hex::encode(Sha256::digest(&wasm));
+    let cached = service.store.tenant_has_component(&tenant, &digest)?;
+    service.programs.load(wasm.clone(), cached).await.map_err(load_error)?;
     let _definitions = service.definitions.lock().await;
     service.store.put_component(&digest, &wasm)?;
     let mut definition = service.store.definition(&tenant, &name)?.unwrap_or(Definition { name, versions: Vec::new() });

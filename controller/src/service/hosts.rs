@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 use super::Service;
 use super::cluster::ReportError;
 use super::error::ApiError;
-use crate::api::{Assignment, ErrorBody, Health, HostReport, Register, Registered};
+use crate::api::{ErrorBody, Health, HostReport, Register, Registered, Work};
 
 /// Longest a poll is held open before it answers with no work.
 const MAX_POLL: Duration = Duration::from_secs(30);
@@ -85,7 +85,7 @@ pub(super) fn unknown_host(host_id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown_host", message)
 }
 
-/// A host's poll for packs to run; also its heartbeat.
+/// A host's poll for packs to run and packs to stop; also its heartbeat.
 #[utoipa::path(
     get,
     path = "/v1/hosts/{host_id}/work",
@@ -93,7 +93,7 @@ pub(super) fn unknown_host(host_id: &str) -> ApiError {
     tag = "cluster",
     params(("host_id" = String, Path, description = "The host"), PollParams),
     responses(
-        (status = 200, description = "Packs to run (maybe none)", body = Vec<Assignment>),
+        (status = 200, description = "Packs to run and flares to stop (maybe none)", body = Work),
         (status = 401, description = "Not this host's credential", body = ErrorBody),
         (status = 404, description = "Unknown or down host", body = ErrorBody),
     )
@@ -102,7 +102,7 @@ pub async fn poll(
     State(service): State<Arc<Service>>,
     Path(host_id): Path<String>,
     Query(params): Query<PollParams>,
-) -> Result<Json<Vec<Assignment>>, ApiError> {
+) -> Result<Json<Work>, ApiError> {
     // The host's own credential was checked before the request got here.
     let wait = Duration::from_millis(params.wait_ms).min(MAX_POLL);
     let work = service.cluster.poll(&host_id, wait).await.map_err(|_| unknown_host(&host_id))?;

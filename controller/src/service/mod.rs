@@ -96,6 +96,9 @@ pub struct ServeConfig {
     pub queue_limit: usize,
     /// Most flares of one tenant waiting for slots.
     pub tenant_queue_limit: usize,
+    /// Most workers one tenant's running flares may hold (`u32::MAX`: no
+    /// bound but the slots).
+    pub tenant_worker_limit: u32,
     /// A remote host that has not polled for this long is down.
     pub host_timeout: Duration,
     /// Finished flares are deleted this long after they ended.
@@ -282,6 +285,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             embedded_slots: config.slots,
             queue_limit: config.queue_limit,
             tenant_queue_limit: config.tenant_queue_limit,
+            tenant_worker_limit: config.tenant_worker_limit,
             host_timeout: config.host_timeout,
             redis_url: config.redis_url.clone(),
             rabbitmq_url: config.rabbitmq_url.clone(),

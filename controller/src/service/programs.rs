@@ -1,8 +1,11 @@
 //! Compiled work functions, by digest.
 //!
-//! Deploying validates and compiles a component once (artifacts cached on
-//! disk by the runtime); the embedded host then finds the compiled program
-//! here, loading it from the store after a restart. Compiling is CPU-bound,
+//! Deploying validates and compiles a component (artifacts cached on disk
+//! by the runtime); the embedded host then finds the compiled program
+//! here, loading it from the store after a restart. A tenant deploying a
+//! component none of its own definitions holds compiles it afresh: were
+//! the cache used, a fast answer would tell it that another tenant has
+//! deployed those bytes. Compiling is CPU-bound,
 //! so it runs on the blocking pool, never on the async executor.
 
 use std::collections::HashMap;
@@ -29,13 +32,14 @@ impl Programs {
         &self.runtime
     }
 
-    /// Validates and compiles a component, keeping the program.
+    /// Validates and compiles a component, keeping the program; with
+    /// `cached`, from (and into) the artifact cache.
     ///
     /// # Errors
     /// [`LoadError`] saying what is wrong with the component.
-    pub async fn load(&self, wasm: bytes::Bytes) -> Result<Program, LoadError> {
-        let (runtime, artifacts) = (Arc::clone(&self.runtime), self.store.artifacts_dir());
-        let program = tokio::task::spawn_blocking(move || runtime.load(&wasm, Some(&artifacts)))
+    pub async fn load(&self, wasm: bytes::Bytes, cached: bool) -> Result<Program, LoadError> {
+        let (runtime, artifacts) = (Arc::clone(&self.runtime), cached.then(|| self.store.artifacts_dir()));
+        let program = tokio::task::spawn_blocking(move || runtime.load(&wasm, artifacts.as_deref()))
             .await
             .map_err(|e| LoadError::Compile(format!("the compiler task failed: {e}")))??;
         self.lock().insert(program.digest().to_owned(), program.clone());
@@ -52,7 +56,7 @@ impl Programs {
         }
         let wasm = self.store.component(digest).map_err(|e| e.to_string())?;
         let wasm = wasm.ok_or_else(|| format!("component {digest} is no longer stored"))?;
-        self.load(wasm.into()).await.map_err(|e| e.to_string())
+        self.load(wasm.into(), true).await.map_err(|e| e.to_string())
     }
 
     /// Forgets a program (its definition was deleted).

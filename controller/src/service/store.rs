@@ -236,6 +236,22 @@ impl Store {
         Ok(count)
     }
 
+    /// Whether any version of any of `tenant`'s definitions is the
+    /// component `digest`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub fn tenant_has_component(&self, tenant: &str, digest: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut found = false;
+        page_of(&txn.open_table(DEFINITIONS)?, tenant, None, usize::MAX, |_, value| {
+            let definition: Definition = serde_json::from_slice(value)?;
+            found |= definition.versions.iter().any(|v| v.digest == digest);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     /// Deletes a tenant's definition, and the component files no other
     /// definition uses. Returns whether it existed.
     ///

@@ -9,7 +9,7 @@ use burst_host::{Failure, FailureKind};
 use tokio::sync::Notify;
 
 use super::{Cluster, Host, Live, Remote, State, UnknownHost};
-use crate::api::Assignment;
+use crate::api::Work;
 use crate::report::PackReport;
 
 /// Host timeouts after which a host that went down leaves the host list.
@@ -76,7 +76,13 @@ impl Cluster {
         state.registered += 1;
         let id = format!("host-{}", state.registered);
         tracing::info!(host_id = id, name, slots, "host registered");
-        let remote = Remote { token, last_seen: Instant::now(), inbox: Vec::new(), wake: Arc::new(Notify::new()) };
+        let remote = Remote {
+            token,
+            last_seen: Instant::now(),
+            inbox: Vec::new(),
+            cancel: Vec::new(),
+            wake: Arc::new(Notify::new()),
+        };
         state.hosts.push(Host {
             id: id.clone(),
             name,
@@ -89,12 +95,12 @@ impl Cluster {
         id
     }
 
-    /// A remote host's poll (and heartbeat): its new assignments, waiting
-    /// up to `wait` for one.
+    /// A remote host's poll (and heartbeat): its new assignments and the
+    /// flares whose packs it must stop, waiting up to `wait` for either.
     ///
     /// # Errors
     /// [`UnknownHost`] when the host is not registered or is down.
-    pub async fn poll(&self, host_id: &str, wait: Duration) -> Result<Vec<Assignment>, UnknownHost> {
+    pub async fn poll(&self, host_id: &str, wait: Duration) -> Result<Work, UnknownHost> {
         let wake = {
             let mut state = self.lock();
             let work = take_work(&mut state, host_id)?;
@@ -121,6 +127,7 @@ impl Cluster {
                 tracing::warn!(host_id = host.id, "host stopped polling; marking it down");
                 host.up = false;
                 remote.inbox.clear();
+                remote.cancel.clear();
                 let message = format!(
                     "host {} ({}) stopped polling the controller for {} ms and was marked down",
                     host.id,
@@ -191,12 +198,12 @@ fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(
 }
 
 /// Takes a host's pending assignments, noting it was seen.
-fn take_work(state: &mut State, host_id: &str) -> Result<Vec<Assignment>, UnknownHost> {
+fn take_work(state: &mut State, host_id: &str) -> Result<Work, UnknownHost> {
     let host = state.hosts.iter_mut().find(|h| h.id == host_id && h.up).ok_or(UnknownHost)?;
     let remote = host.remote.as_mut().ok_or(UnknownHost)?;
     remote.last_seen = Instant::now();
-    let work = std::mem::take(&mut remote.inbox);
-    for assignment in &work {
+    let work = Work { assignments: std::mem::take(&mut remote.inbox), cancel: std::mem::take(&mut remote.cancel) };
+    for assignment in &work.assignments {
         if let Some(live) = state.live.get_mut(&assignment.flare_id) {
             live.job.record.doc.workers_started += assignment.inputs.len() as u32;
         }
