@@ -10,7 +10,8 @@
 //! every delivered byte is checked.
 //!
 //! `cargo bench -p burst-controller --bench inpack` prints the table and
-//! writes `target/bench/inpack.json` (or `$BURST_BENCH_JSON`).
+//! writes `target/bench/inpack.json` (or `$BURST_BENCH_JSON`);
+//! `INPACK_ONLY=reduce,all-reduce` runs only those primitives.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,8 +67,10 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     println!("memcpy of pre-touched buffers: {:.2} GiB/s\n", memcpy / f64::from(1 << 30));
     println!("{:<11} {:>3} {:>9} {:>11} {:>11} {:>9}", "primitive", "N", "message", "time ms", "floor ms", "of floor");
+    let only = std::env::var("INPACK_ONLY").ok();
+    let chosen = |primitive: &str| only.as_deref().is_none_or(|only| only.split(',').any(|p| p == primitive));
     for (n, size) in CONFIGS {
-        for primitive in PRIMITIVES {
+        for primitive in PRIMITIVES.into_iter().filter(|p| chosen(p)) {
             // The reduce kernels take u64 elements; a pair is two workers.
             let workers = if primitive == "pair" { 2 } else { n };
             let input = json!({ "primitive": primitive, "size": size, "iterations": ITERATIONS });
