@@ -135,9 +135,12 @@ async fn packs_that_call_different_collectives_fail_the_flare_instead_of_divergi
     let bench = |primitive: &str, root: u32| json!({"primitive": primitive, "size": 96, "root": root});
     for (inputs, culprits) in [
         // Each pack broadcasts from a root of its own.
-        (vec![bench("broadcast", 0), bench("broadcast", 0), bench("broadcast", 3), bench("broadcast", 3)], [0, 3]),
-        // One pack scatters from worker 0, the other gathers to it.
-        (vec![bench("scatter", 0), bench("scatter", 0), bench("gather", 0), bench("gather", 0)], [0, 2]),
+        (vec![bench("broadcast", 0), bench("broadcast", 0), bench("broadcast", 3), bench("broadcast", 3)], vec![0, 3]),
+        // One pack scatters from worker 0, the other gathers to it: worker
+        // 0's parts are orphans in pack 1, and workers 2's and 3's
+        // gathered data orphans in pack 0; whichever pack concludes first
+        // names its orphan's sender.
+        (vec![bench("scatter", 0), bench("scatter", 0), bench("gather", 0), bench("gather", 0)], vec![0, 2, 3]),
     ] {
         let result = run_microbench(&inputs).await;
         let failure = result.failure.as_ref().expect("the flare failed");
