@@ -110,6 +110,18 @@ pub struct FlareRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub limits: Option<Map<String, Value>>,
+    /// A dataset the operator named (`burst serve --dataset NAME=DIR`),
+    /// seen read-only by every worker at `/data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Give the workers a writable `/out`, kept with the results
+    /// (`GET /v1/flares/{id}/outputs`) and deleted with them.
+    #[serde(default)]
+    pub output: bool,
+    /// Bytes the workers may write to `/out` in all (default 1 GiB, at most
+    /// 256 GiB); only with `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_quota_bytes: Option<u64>,
 }
 
 /// Where a flare is in its life.
@@ -196,6 +208,12 @@ pub struct FlareDoc {
     /// The packing decision, once made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Vec<PackPlacement>>,
+    /// The dataset its workers read at `/data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// With an output directory: the bytes its workers may write to `/out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_quota_bytes: Option<u64>,
 }
 
 /// The answer to a flare request made without `wait`.
@@ -247,6 +265,10 @@ pub struct Register {
     pub name: String,
     /// Worker slots it offers.
     pub slots: u32,
+    /// The datasets it has (`burst host --dataset NAME=DIR`): flares that
+    /// read one are placed only on hosts that have it.
+    #[serde(default)]
+    pub datasets: Vec<String>,
 }
 
 /// The controller's answer to a registration.
@@ -309,6 +331,13 @@ pub struct Assignment {
     /// The broker's URL (not for `memory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_url: Option<String>,
+    /// The dataset the workers read at `/data` (the host has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// With an output directory: the bytes the flare may write to `/out`.
+    /// A remote host uploads what its workers wrote before it reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_quota_bytes: Option<u64>,
 }
 
 /// A host's answer to a poll: packs to start, and flares of its running
@@ -335,4 +364,22 @@ pub struct HostReport {
     pub flare_id: String,
     /// One report per pack it ran (or one failure).
     pub reports: Vec<PackReport>,
+}
+
+/// A file a flare's workers wrote to `/out`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutputFile {
+    /// Its path under `/out`, `/`-separated.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// What `GET /v1/flares/{id}/outputs` answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Outputs {
+    /// Every file, in path order.
+    pub files: Vec<OutputFile>,
+    /// Their sizes summed.
+    pub bytes: u64,
 }

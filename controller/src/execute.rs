@@ -6,17 +6,28 @@
 //! broker; with a broker each pack connects on its own and runs as
 //! `burst run --pack` does, the flare's other packs running elsewhere.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
 use burst_host::comm::{self, BrokerKind, BrokerOptions};
-use burst_host::{CancellationToken, Failure, FailureKind, FlareSpec, PackLayout, Program, Runtime};
+use burst_host::{CancellationToken, Failure, FailureKind, FlareSpec, OutputDir, PackLayout, Program, Runtime};
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use crate::api::{Assignment, BackendChoice};
 use crate::report::PackReport;
+
+/// The host directories an assignment's workers see, resolved by the host
+/// from the assignment's dataset name and output quota.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Seen read-only at `/data`.
+    pub data: Option<PathBuf>,
+    /// Seen writable at `/out`.
+    pub output: Option<OutputDir>,
+}
 
 /// Runs an assignment; whatever goes wrong is in the reports, one per pack
 /// that ran (or one failure when none could). Cancelling `cancel` stops its
@@ -25,9 +36,10 @@ pub async fn execute(
     runtime: &Arc<Runtime>,
     program: &Program,
     assignment: &Assignment,
+    grants: Grants,
     cancel: CancellationToken,
 ) -> Vec<PackReport> {
-    match try_execute(runtime, program, assignment, cancel).await {
+    match try_execute(runtime, program, assignment, grants, cancel).await {
         Ok(reports) => reports,
         Err((kind, message)) => vec![PackReport::failed(&assignment.flare_id, Failure::new(None, kind, message))],
     }
@@ -69,10 +81,13 @@ async fn try_execute(
     runtime: &Arc<Runtime>,
     program: &Program,
     assignment: &Assignment,
+    grants: Grants,
     cancel: CancellationToken,
 ) -> Result<Vec<PackReport>, Refusal> {
     let mut spec = spec_of(assignment)?;
     spec.cancel = cancel;
+    spec.read_only_dir = grants.data;
+    spec.output = grants.output;
     let refused = |e: burst_host::SpecError| (FailureKind::Instantiate, e.to_string());
     let kind = match assignment.backend {
         BackendChoice::Memory => {

@@ -53,6 +53,13 @@ pub struct FlareArgs {
     /// With --wait: print the results as one JSON document.
     #[arg(long)]
     json: bool,
+    /// A dataset the operator named, read by every worker at `/data`.
+    #[arg(long, value_name = "NAME")]
+    dataset: Option<String>,
+    /// Give the workers a writable `/out`; fetch its files with `burst
+    /// results ID --download DIR`.
+    #[arg(long)]
+    output: bool,
     #[command(flatten)]
     sandbox: SandboxArgs,
     #[command(flatten)]
@@ -66,10 +73,19 @@ fn request_of(args: &FlareArgs) -> anyhow::Result<FlareRequest> {
         packing: args.packing.clone(),
         backend: args.backend.clone(),
         deadline_ms: args.deadline_ms,
+        dataset: args.dataset.clone(),
+        output: args.output,
+        output_quota_bytes: args.sandbox.output_quota,
         ..FlareRequest::default()
     };
-    if args.sandbox.read_only_dir.is_some() {
-        bail!("--read-only-dir is for `burst run`; the controller grants no host directories");
+    if args.sandbox.read_only_dir.is_some() || args.sandbox.output_dir.is_some() {
+        bail!(
+            "--read-only-dir and --output-dir are for `burst run`; a deployed flare reads a dataset the operator \
+             named (--dataset NAME) and writes to the controller's store (--output)"
+        );
+    }
+    if args.sandbox.output_quota.is_some() && !args.output {
+        bail!("--output-quota goes with --output");
     }
     // Only the limits given here: the rest come from the deployment.
     let sandbox = &args.sandbox;

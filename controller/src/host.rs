@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use burst_host::{CancellationToken, Failure, FailureKind, Program, Runtime, RuntimeConfig, write_atomically};
+use burst_host::limits::MAX_OUTPUT_QUOTA;
+use burst_host::{
+    CancellationToken, Failure, FailureKind, OutputDir, Program, Runtime, RuntimeConfig, write_atomically,
+};
 use clap::Args;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
@@ -23,7 +26,9 @@ use tokio::task::JoinSet;
 
 use crate::api::{Assignment, HostReport, Register, Registered, Work};
 use crate::client::{Client, ClientError, Connection};
-use crate::execute::execute;
+use crate::datasets::Datasets;
+use crate::execute::{Grants, execute};
+use crate::outputs;
 use crate::report::PackReport;
 
 /// Pause before retrying after the controller could not be reached.
@@ -52,12 +57,17 @@ pub struct HostArgs {
     /// [default: $BURST_CACHE_DIR, or ~/.cache/burst].
     #[arg(long, env = "BURST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// A dataset this host has, as `NAME=DIR` (repeatable): flares that
+    /// read it are placed only on hosts that have it, under the same name.
+    #[arg(long = "dataset", value_name = "NAME=DIR")]
+    datasets: Vec<String>,
 }
 
 struct Daemon {
     client: Client,
     runtime: Arc<Runtime>,
     cache_dir: PathBuf,
+    datasets: Datasets,
     programs: Mutex<HashMap<String, Program>>,
     /// Stops the packs of each flare running here.
     running: Mutex<HashMap<String, CancellationToken>>,
@@ -71,6 +81,7 @@ pub fn run(args: HostArgs) -> anyhow::Result<()> {
     let name = args.name.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname").map_or_else(|_| "host".into(), |n| n.trim().to_owned())
     });
+    let datasets = Datasets::parse(&args.datasets).map_err(anyhow::Error::msg)?;
     let connection = Connection { url: args.controller, token: Some(args.cluster_token) };
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     tokio.block_on(async {
@@ -78,6 +89,7 @@ pub fn run(args: HostArgs) -> anyhow::Result<()> {
             client: Client::new(&connection)?,
             runtime: Arc::new(Runtime::new(RuntimeConfig { max_workers: args.slots, ..RuntimeConfig::default() })?),
             cache_dir,
+            datasets,
             programs: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         });
@@ -94,8 +106,9 @@ impl Daemon {
     async fn serve(self: &Arc<Self>, name: String, slots: u32) -> anyhow::Result<()> {
         let mut running = JoinSet::new();
         loop {
+            let datasets = self.datasets.names().into_iter().collect();
             let registered: Registered =
-                match self.client.post("/v1/hosts", &Register { name: name.clone(), slots }).await {
+                match self.client.post("/v1/hosts", &Register { name: name.clone(), slots, datasets }).await {
                     Ok(registered) => registered,
                     Err(ClientError::Api { code, message, .. }) if code != "http" => {
                         bail!("the controller refused this host: {message} ({code})")
@@ -150,14 +163,24 @@ impl Daemon {
     async fn run_assignment(&self, client: &Client, host_id: &str, assignment: Assignment) {
         let cancel = CancellationToken::new();
         self.running().insert(assignment.flare_id.clone(), cancel.clone());
-        let reports = match self.program(&assignment.digest).await {
-            Ok(program) => execute(&self.runtime, &program, &assignment, cancel).await,
-            Err(error) => {
-                let failure = Failure::new(None, FailureKind::Instantiate, format!("{error:#}"));
-                vec![PackReport::failed(&assignment.flare_id, failure)]
+        let flare_id = assignment.flare_id.as_str();
+        let ran = async {
+            let grants = self.grants(&assignment).map_err(|e| (FailureKind::Instantiate, e))?;
+            let program = self.program(&assignment.digest).await.map_err(|e| (FailureKind::Instantiate, e))?;
+            let reports = execute(&self.runtime, &program, &assignment, grants.clone(), cancel).await;
+            if let Some(output) = &grants.output {
+                // Outputs travel to the controller before the report, so a
+                // flare is finished only with all its files in the store.
+                let uploaded = self.upload_outputs(client, host_id, flare_id, &output.path).await;
+                let _ = std::fs::remove_dir_all(&output.path);
+                uploaded.map_err(|e| (FailureKind::Backend, e.context("uploading the flare's outputs")))?;
             }
+            Ok::<_, (FailureKind, anyhow::Error)>(reports)
         };
-        self.running().remove(&assignment.flare_id);
+        let reports = ran.await.unwrap_or_else(|(kind, error)| {
+            vec![PackReport::failed(flare_id, Failure::new(None, kind, format!("{error:#}")))]
+        });
+        self.running().remove(flare_id);
         let body = HostReport { flare_id: assignment.flare_id.clone(), reports };
         let path = format!("/v1/hosts/{host_id}/reports");
         for attempt in 1..=REPORT_ATTEMPTS {
@@ -169,6 +192,44 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// What the assignment's workers see: its dataset, from this host's, and
+    /// a fresh output directory under the cache directory.
+    fn grants(&self, assignment: &Assignment) -> anyhow::Result<Grants> {
+        let data = match &assignment.dataset {
+            Some(name) => Some(self.datasets.dir(name).with_context(|| format!("this host has no dataset `{name}`"))?),
+            None => None,
+        };
+        let output = match assignment.output_quota_bytes {
+            Some(quota) if quota > MAX_OUTPUT_QUOTA => bail!("output quota {quota} is above {MAX_OUTPUT_QUOTA}"),
+            Some(quota) => {
+                let dir = outputs::flare_dir(&self.cache_dir.join("outputs"), &assignment.flare_id)?;
+                // A directory left by an earlier run of this flare id is not
+                // this run's output.
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                Some(OutputDir::new(dir, quota))
+            }
+            None => None,
+        };
+        Ok(Grants { data: data.map(Into::into), output })
+    }
+
+    /// Uploads every file under `dir`, one streamed request each.
+    async fn upload_outputs(&self, client: &Client, host_id: &str, flare_id: &str, dir: &Path) -> anyhow::Result<()> {
+        let listed = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || outputs::list(&dir)).await??
+        };
+        for file in listed.files {
+            let opened = outputs::open(dir, &file.path)?;
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(opened)));
+            let path = format!("/v1/hosts/{host_id}/outputs/{flare_id}/{}", outputs::url_segment(&file.path));
+            let request = client.request(Method::PUT, &path).header("content-type", "application/octet-stream");
+            client.send(request.body(body)).await.with_context(|| format!("uploading {}", file.path))?;
+        }
+        Ok(())
     }
 
     /// The compiled program of a digest: from memory, the disk cache, or

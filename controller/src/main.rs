@@ -12,11 +12,13 @@ use clap::{Parser, Subcommand};
 
 mod api;
 mod client;
+mod datasets;
 mod deploy;
 mod execute;
 mod flare;
 mod host;
 mod list;
+mod outputs;
 mod report;
 mod results;
 mod run;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use burst_host::comm::frame::DEFAULT_CHUNK_BYTES;
 use burst_host::comm::{self, BrokerKind, BrokerOptions};
-use burst_host::{FlareSpec, Limits, PackLayout, Runtime, RuntimeConfig};
+use burst_host::limits::{DEFAULT_OUTPUT_QUOTA, MAX_OUTPUT_QUOTA};
+use burst_host::{FlareSpec, Limits, OutputDir, PackLayout, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use clap::{ArgGroup, Args, ValueEnum};
 
@@ -107,6 +108,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut spec = FlareSpec::new(flare_id, layout, inputs, Duration::from_secs(args.timeout));
         spec.limits = limits;
         spec.read_only_dir = args.sandbox.read_only_dir.clone();
+        if args.sandbox.output_quota.is_some() && args.sandbox.output_dir.is_none() {
+            bail!("--output-quota goes with --output-dir");
+        }
+        if let Some(dir) = &args.sandbox.output_dir {
+            let quota = args.sandbox.output_quota.unwrap_or(DEFAULT_OUTPUT_QUOTA);
+            if quota > MAX_OUTPUT_QUOTA {
+                bail!("--output-quota {quota} is above the cap of {MAX_OUTPUT_QUOTA} bytes");
+            }
+            spec.output = Some(OutputDir::new(dir, quota));
+        }
         if progress {
             eprintln!(
                 "running flare {} with {} workers in {} packs ...",

@@ -1,6 +1,6 @@
 //! Command-line flags for what each worker may use: the flare's [`Limits`]
-//! and the host directory it may read. Shared by every subcommand that
-//! starts a flare.
+//! and the host directories it may read and write. Shared by every
+//! subcommand that starts a flare.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,14 @@ pub struct SandboxArgs {
     /// A host directory every worker may read (not write), as `/data`.
     #[arg(long, value_name = "DIR")]
     pub read_only_dir: Option<PathBuf>,
+    /// A host directory every worker may write, as `/out` (it must exist).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Bytes the flare may write under `/out` in all (with `--output-dir`,
+    /// or `--output` of `burst flare`); a write past it fails in the guest
+    /// [default: 1 GiB].
+    #[arg(long, value_name = "BYTES")]
+    pub output_quota: Option<u64>,
 }
 
 impl SandboxArgs {

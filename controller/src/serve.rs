@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use burst_host::comm::BrokerKind;
 use clap::Args;
 
+use crate::datasets::{DatasetGrants, Datasets};
 use crate::service::{self, Quotas, ServeConfig};
 
 /// Worker slots per CPU of the embedded host by default: workers mostly
@@ -65,6 +66,14 @@ pub struct ServeArgs {
     /// RabbitMQ URL hosts use for flares with the rabbitmq backend.
     #[arg(long, env = "BURST_RABBITMQ_URL", default_value = BrokerKind::RabbitMq.default_url())]
     rabbitmq_url: String,
+    /// A dataset workers of a flare that asks for it by name read at
+    /// `/data`, as `NAME=DIR` (repeatable).
+    #[arg(long = "dataset", value_name = "NAME=DIR")]
+    datasets: Vec<String>,
+    /// Limits a dataset to some tenants, as `NAME=TENANT,TENANT`
+    /// (repeatable); a dataset not named here is readable by every tenant.
+    #[arg(long = "dataset-tenants", value_name = "NAME=TENANTS")]
+    dataset_tenants: Vec<String>,
     /// Listen on an address other machines can reach without any tenant
     /// token: anyone who can connect may upload and run code.
     #[arg(long)]
@@ -106,6 +115,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.retention_secs),
         redis_url: args.redis_url,
         rabbitmq_url: args.rabbitmq_url,
+        datasets: Datasets::parse(&args.datasets).map_err(anyhow::Error::msg)?,
+        dataset_grants: DatasetGrants::parse(&args.dataset_tenants).map_err(anyhow::Error::msg)?,
     };
     tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(service::run(config))
 }

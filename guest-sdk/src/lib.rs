@@ -25,6 +25,7 @@ extern crate self as burst_guest_sdk;
 mod context;
 mod element;
 mod error;
+pub mod split;
 mod tree;
 
 pub use context::Context;

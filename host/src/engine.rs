@@ -30,7 +30,7 @@
 //! (`huge_pages`), because every byte a worker receives lands in its own
 //! memory, most of it touched for the first time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -43,6 +43,9 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 mod huge_pages;
+mod quota;
+
+pub use quota::OutputQuota;
 
 use crate::comm::WorkerComm;
 use crate::limits::{Exceeded, Limits, MAX_MEMORY_PER_WORKER};
@@ -116,6 +119,7 @@ impl Runtime {
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+        quota::add_output_quota(&mut linker).context("linking the output quota")?;
         crate::linker::add_comm(&mut linker).context("linking burst:bcm/comm")?;
         let ticking = Arc::new(AtomicBool::new(true));
         spawn_ticker(engine.weak(), Arc::clone(&ticking), config.epoch_tick)?;
@@ -142,15 +146,15 @@ impl Runtime {
     }
 
     /// A store for one worker, time-sliced by the epoch ticker and bounded
-    /// by `limits`; the guest sees `read_only_dir` (if any) as `/data`.
+    /// by `limits`, seeing the host directories of `dirs`.
     ///
     /// # Errors
-    /// When the directory cannot be opened.
+    /// When a directory cannot be opened.
     pub(crate) fn new_store(
         &self,
         comm: Arc<WorkerComm>,
         limits: &Limits,
-        read_only_dir: Option<&Path>,
+        dirs: &Dirs,
     ) -> anyhow::Result<(Store<WorkerState>, Output)> {
         let output = Output {
             stdout: CapturedOutput::new(limits.output_bytes as usize),
@@ -158,13 +162,23 @@ impl Runtime {
         };
         let mut wasi = WasiCtx::builder();
         wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone());
-        if let Some(dir) = read_only_dir {
+        if let Some(dir) = &dirs.data {
             wasi.preopened_dir(dir, GUEST_DATA_DIR, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening {} for the guest", dir.display()))?;
         }
-        let state =
-            WorkerState { wasi: wasi.build(), table: ResourceTable::new(), comm, limiter: WorkerLimiter(*limits) };
+        if let Some(output) = &dirs.output {
+            wasi.preopened_dir(&output.path, GUEST_OUTPUT_DIR, FsPerms::ReadWrite)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening {} for the guest", output.path.display()))?;
+        }
+        let state = WorkerState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            comm,
+            limiter: WorkerLimiter(*limits),
+            output_quota: dirs.output.as_ref().map(|output| Arc::clone(&output.quota)),
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // wasmtime caps the bytes one host call may lift out of a guest
@@ -202,8 +216,36 @@ fn spawn_ticker(engine: wasmtime::EngineWeak, ticking: Arc<AtomicBool>, tick: Du
     Ok(())
 }
 
-/// Where a granted host directory appears in the guest.
+/// Where the read-only host directory appears in the guest.
 pub const GUEST_DATA_DIR: &str = "/data";
+
+/// Where the writable output directory appears in the guest.
+pub const GUEST_OUTPUT_DIR: &str = "/out";
+
+/// The host directories a worker sees; neither: no filesystem at all.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dirs {
+    /// Seen read-only as [`GUEST_DATA_DIR`].
+    pub data: Option<PathBuf>,
+    /// Seen writable as [`GUEST_OUTPUT_DIR`].
+    pub output: Option<OutputDir>,
+}
+
+/// A flare's writable directory and its byte quota.
+#[derive(Clone, Debug)]
+pub struct OutputDir {
+    /// The host directory; it must exist.
+    pub path: PathBuf,
+    /// Shared by every worker of the flare on this host.
+    pub quota: Arc<OutputQuota>,
+}
+
+impl OutputDir {
+    /// `path`, writable up to `quota_bytes` in all.
+    pub fn new(path: impl Into<PathBuf>, quota_bytes: u64) -> Self {
+        Self { path: path.into(), quota: OutputQuota::new(quota_bytes) }
+    }
+}
 
 /// Captured stdout and stderr of one worker.
 pub(crate) struct Output {
@@ -254,6 +296,8 @@ pub struct WorkerState {
     table: ResourceTable,
     pub(crate) comm: Arc<WorkerComm>,
     limiter: WorkerLimiter,
+    /// What the flare may still write under [`GUEST_OUTPUT_DIR`].
+    output_quota: Option<Arc<OutputQuota>>,
 }
 
 impl WasiView for WorkerState {

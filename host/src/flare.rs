@@ -29,6 +29,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::comm::{Backend, BackendError, MemoryBroker, PackComm, WorkerComm};
+use crate::engine::{Dirs, OutputDir};
 use crate::limits::Exceeded;
 use crate::result::now_us;
 use crate::{
@@ -64,6 +65,10 @@ pub struct FlareSpec {
     /// A host directory every worker may read (not write), seen by the
     /// guest as `/data`; no host filesystem at all when `None`.
     pub read_only_dir: Option<PathBuf>,
+    /// A host directory every worker may write, up to its quota, seen by
+    /// the guest as `/out`: the flare's results on disk. `None`: nothing is
+    /// writable.
+    pub output: Option<OutputDir>,
     /// Cancelling it fails the flare with `cancelled`, as any failure does:
     /// every worker stops (one still computing within [`CANCEL_GRACE`]),
     /// the other packs are told, and the packs clean up.
@@ -80,6 +85,7 @@ impl FlareSpec {
             deadline,
             limits: Limits::default(),
             read_only_dir: None,
+            output: None,
             cancel: CancellationToken::new(),
         }
     }
@@ -208,10 +214,10 @@ fn check_spec(runtime: &Runtime, spec: &FlareSpec) -> Result<(), SpecError> {
         return Err(SpecError::InputCount { burst_size, got: spec.inputs.len() });
     }
     spec.limits.check()?;
-    if let Some(path) = &spec.read_only_dir
-        && !path.is_dir()
-    {
-        return Err(SpecError::Directory { path: path.clone(), reason: "not a directory".into() });
+    for path in spec.read_only_dir.iter().chain(spec.output.as_ref().map(|output| &output.path)) {
+        if !path.is_dir() {
+            return Err(SpecError::Directory { path: path.clone(), reason: "not a directory".into() });
+        }
     }
     let pooled = runtime.config().max_memory_per_worker;
     if spec.limits.memory_bytes > pooled {
@@ -256,7 +262,10 @@ fn start_pack(
             }
         })
     };
-    let sandbox = Arc::new(Sandbox { limits: spec.limits, read_only_dir: spec.read_only_dir.clone() });
+    let sandbox = Arc::new(Sandbox {
+        limits: spec.limits,
+        dirs: Dirs { data: spec.read_only_dir.clone(), output: spec.output.clone() },
+    });
     let workers = pack
         .range()
         .workers()
@@ -314,7 +323,7 @@ impl RunningPack {
 /// What every worker of a pack is confined to.
 struct Sandbox {
     limits: Limits,
-    read_only_dir: Option<PathBuf>,
+    dirs: Dirs,
 }
 
 async fn run_worker(
@@ -330,7 +339,7 @@ async fn run_worker(
     // Instantiation counts as part of starting: `start_us` is when `work`
     // is entered.
     let start_us = AtomicU64::new(now_us());
-    let (mut store, output) = match runtime.new_store(comm, &sandbox.limits, sandbox.read_only_dir.as_deref()) {
+    let (mut store, output) = match runtime.new_store(comm, &sandbox.limits, &sandbox.dirs) {
         Ok(store) => store,
         Err(error) => {
             let failure = Failure::new(Some(worker_id), FailureKind::Instantiate, format!("{error:#}"));

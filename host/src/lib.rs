@@ -24,7 +24,9 @@ mod program;
 pub mod result;
 
 pub use bindings::{Dtype, ReduceOp};
-pub use engine::{DEFAULT_EPOCH_TICK, GUEST_DATA_DIR, Runtime, RuntimeConfig};
+pub use engine::{
+    DEFAULT_EPOCH_TICK, GUEST_DATA_DIR, GUEST_OUTPUT_DIR, OutputDir, OutputQuota, Runtime, RuntimeConfig,
+};
 pub use flare::{FlareSpec, SpecError, run_flare, run_flare_over, run_pack};
 pub use layout::{LayoutError, PackLayout, PackRange};
 pub use limits::{LimitError, Limits};

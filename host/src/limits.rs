@@ -17,6 +17,13 @@ pub const MAX_MESSAGE_BYTES: u64 = crate::comm::frame::MAX_MESSAGE_BYTES;
 /// Hard cap on the bytes of stdout (and of stderr) kept per worker.
 pub const MAX_CAPTURED_OUTPUT: u64 = 16 << 20;
 
+/// Bytes a flare may write to its output directory unless it asks for
+/// another quota.
+pub const DEFAULT_OUTPUT_QUOTA: u64 = 1 << 30;
+
+/// Largest output quota a flare may ask for.
+pub const MAX_OUTPUT_QUOTA: u64 = 256 << 30;
+
 /// Hard cap on the instances, tables and memories one worker may create.
 pub const MAX_INSTANCES_PER_WORKER: u32 = 64;
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use burst_host::comm::BrokerKind;
-use burst_host::{FailureKind, FlareResult, FlareSpec, Limits, LoadError, PackLayout, Program};
+use burst_host::{FailureKind, FlareResult, FlareSpec, Limits, LoadError, OutputDir, PackLayout, Program};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -258,6 +258,39 @@ async fn a_granted_directory_is_readable_and_nothing_outside_or_writable() {
     left.sort();
     assert_eq!(left, ["granted", "outside.txt"], "the guest created a file");
     std::fs::remove_dir_all(&root).expect("clean up");
+}
+
+#[tokio::test]
+async fn writes_past_the_output_quota_fail_in_the_guest_and_nothing_escapes_out() {
+    const QUOTA: u64 = 1 << 20;
+    const CHUNK: u32 = 48 << 10;
+    let root = tempfile::tempdir().expect("temp dir");
+    let out = root.path().join("out");
+    std::fs::create_dir(&out).expect("out dir");
+    let input = json!({ "scenario": "hostile_fill_output", "chunk": CHUNK, "grow": 2 * QUOTA });
+    let mut spec = spec(&input, Limits::default(), Duration::from_secs(30));
+    let output = OutputDir::new(&out, QUOTA);
+    spec.output = Some(output.clone());
+    let result = provoke_spec(Packs::InProcess, spec).await;
+    let mut total = 0;
+    for (worker_id, attempts) in outputs(&result).into_iter().enumerate() {
+        let attempts: Vec<String> = serde_json::from_value(attempts).expect("strings");
+        let written: u64 = attempts[0].parse().expect("a count");
+        // `std::fs` writes through a WASI stream, whose failure wasi-libc
+        // reports as EIO; `set_len` is a descriptor call and gets EDQUOT.
+        assert_eq!(attempts[1..], ["Uncategorized", "QuotaExceeded", "PermissionDenied"], "worker {worker_id}");
+        let on_disk = std::fs::metadata(out.join(format!("worker-{worker_id}"))).expect("its file").len();
+        assert_eq!(on_disk, written, "worker {worker_id}: a refused write left bytes behind");
+        let grown = std::fs::metadata(out.join(format!("grown-{worker_id}"))).expect("created").len();
+        assert_eq!(grown, 0, "worker {worker_id}: set_len grew a file past the quota");
+        total += written;
+    }
+    assert!(total <= QUOTA && total > QUOTA - u64::from(WORKERS * CHUNK), "{total} bytes written under {QUOTA}");
+    assert_eq!(output.quota.used(), total, "the quota counts exactly what was written");
+    let mut left: Vec<_> =
+        std::fs::read_dir(root.path()).expect("read").map(|e| e.expect("entry").file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["out"], "a worker wrote outside /out");
 }
 
 #[tokio::test]

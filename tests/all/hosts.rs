@@ -18,7 +18,7 @@ pub const CLUSTER_TOKEN_ENV: (&str, &str) = ("BURST_CLUSTER_TOKEN", CLUSTER_TOKE
 
 pub struct HostDaemon {
     child: Child,
-    _cache: TempDir,
+    cache: TempDir,
 }
 
 impl HostDaemon {
@@ -26,17 +26,38 @@ impl HostDaemon {
         Self::start_in(None, url, slots, name)
     }
 
+    /// A host daemon with `extra` arguments.
+    pub fn start_with(url: &str, slots: u32, name: &str, extra: &[&str]) -> Self {
+        let cache = TempDir::new("burst-host-cache");
+        let dir = cache.0.display().to_string();
+        Self::start_with_cache(None, url, slots, name, &dir, cache, extra)
+    }
+
+    /// Files left under the host's output directories.
+    pub fn outputs_left(&self) -> Vec<String> {
+        crate::datasets::files_under(&self.cache.0.join("outputs"))
+    }
+
     /// A host daemon, in network namespace `netns` when given.
     pub fn start_in(netns: Option<&str>, url: &str, slots: u32, name: &str) -> Self {
         let cache = TempDir::new("burst-host-cache");
         let dir = cache.0.display().to_string();
-        Self::start_with_cache(netns, url, slots, name, &dir, cache)
+        Self::start_with_cache(netns, url, slots, name, &dir, cache, &[])
     }
 
-    fn start_with_cache(netns: Option<&str>, url: &str, slots: u32, name: &str, dir: &str, cache: TempDir) -> Self {
+    fn start_with_cache(
+        netns: Option<&str>,
+        url: &str,
+        slots: u32,
+        name: &str,
+        dir: &str,
+        cache: TempDir,
+        extra: &[&str],
+    ) -> Self {
         let args: Vec<String> =
             ["host", "--controller", url, "--slots", &slots.to_string(), "--name", name, "--cache-dir", dir]
                 .iter()
+                .chain(extra)
                 .map(|s| s.to_string())
                 .collect();
         let command = match netns {
@@ -52,7 +73,7 @@ impl HostDaemon {
         };
         let (child, line) = spawn_first_line(command);
         assert!(line.starts_with("burst host: registered as host-"), "{line}");
-        Self { child, _cache: cache }
+        Self { child, cache }
     }
 
     fn kill(&mut self) {
@@ -170,8 +191,15 @@ async fn a_host_that_cannot_run_its_packs_fails_the_flare_at_once() {
     let controller = Controller::start(&["--slots", "0"], &[CLUSTER_TOKEN_ENV]);
     let _working = HostDaemon::start(&controller.url, 4, "alpha");
     // Its cache directory cannot be created, so it cannot fetch the component.
-    let _broken =
-        HostDaemon::start_with_cache(None, &controller.url, 4, "beta", "/dev/null/burst", TempDir::new("burst-unused"));
+    let _broken = HostDaemon::start_with_cache(
+        None,
+        &controller.url,
+        4,
+        "beta",
+        "/dev/null/burst",
+        TempDir::new("burst-unused"),
+        &[],
+    );
     let api = controller.api(None);
     api.deploy_guest("hello", "hello").await;
     let started = Instant::now();

@@ -12,6 +12,7 @@ mod chaos;
 mod cleanup;
 mod cli;
 mod cli_service;
+mod datasets;
 mod failures;
 mod hardening;
 mod hostile;

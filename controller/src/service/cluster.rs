@@ -16,13 +16,14 @@
 //! is its heartbeat. A remote host that has not polled for the host timeout
 //! is marked down and every flare with packs on it fails.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use burst_host::result::now_us;
-use burst_host::{CancellationToken, Failure, FailureKind, Limits};
+use burst_host::{CancellationToken, Failure, FailureKind, Limits, OutputDir};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
@@ -30,7 +31,9 @@ use super::admission::{self, Decision, HostSlots, Shape};
 use super::programs::Programs;
 use super::store::{FlareRecord, Store, StoreError};
 use crate::api::{Assignment, BackendChoice, FlareDoc, FlareStatus, Health, HostDoc, PackPlacement};
-use crate::execute::execute;
+use crate::datasets::Datasets;
+use crate::execute::{Grants, execute};
+use crate::outputs;
 use crate::report::{PackReport, ResultDoc};
 
 mod abort;
@@ -67,6 +70,10 @@ pub struct ClusterConfig {
     pub redis_url: String,
     /// See `redis_url`.
     pub rabbitmq_url: String,
+    /// The embedded host's datasets.
+    pub datasets: Datasets,
+    /// Where flares' output directories are kept (`<flare_id>/` each).
+    pub outputs_dir: PathBuf,
 }
 
 /// A validated flare request, ready for admission.
@@ -85,6 +92,10 @@ pub struct Job {
     pub limits: Limits,
     /// Backend between packs.
     pub backend: BackendChoice,
+    /// The dataset its workers read.
+    pub dataset: Option<String>,
+    /// With an output directory: its quota in bytes.
+    pub output_quota: Option<u64>,
 }
 
 /// Why a flare was not accepted.
@@ -116,6 +127,8 @@ struct Host {
     /// Slots held per flare.
     reserved: HashMap<String, u32>,
     up: bool,
+    /// The datasets it has.
+    datasets: BTreeSet<String>,
     remote: Option<Remote>,
 }
 
@@ -145,6 +158,9 @@ struct Live {
     status: watch::Sender<FlareStatus>,
     /// Stops its packs on the embedded host.
     cancel: CancellationToken,
+    /// Its output directory in the store, once it started; every host's
+    /// writes are charged to its one quota.
+    output: Option<OutputDir>,
 }
 
 #[derive(Default)]
@@ -174,6 +190,7 @@ impl Cluster {
                 slots: config.embedded_slots,
                 reserved: HashMap::new(),
                 up: true,
+                datasets: config.datasets.names(),
                 remote: None,
             });
         }
@@ -204,7 +221,7 @@ impl Cluster {
                 job.shape.burst_size, self.config.tenant_worker_limit
             )));
         }
-        let decision = match decide(&state.hosts, &job.shape) {
+        let decision = match decide(&state.hosts, &job) {
             // It waits its turn behind a queued flare that may start, behind
             // its tenant's own queued flares, and for its tenant's bound.
             Decision::Start(_)
@@ -236,6 +253,7 @@ impl Cluster {
             expires: None,
             status,
             cancel: CancellationToken::new(),
+            output: None,
         };
         state.live.insert(id.clone(), live);
         match decision {
@@ -272,6 +290,20 @@ impl Cluster {
             by_host.entry(pack.host.as_str()).or_default().push(pack);
         }
         let pack_sizes: Vec<u32> = placement.iter().map(|p| p.count).collect();
+        if let Some(quota) = live.job.output_quota {
+            match outputs::flare_dir(&self.config.outputs_dir, id).and_then(|dir| {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|source| outputs::OutputError::Io { path: dir.display().to_string(), source })?;
+                Ok(dir)
+            }) {
+                Ok(dir) => live.output = Some(OutputDir::new(dir, quota)),
+                Err(error) => {
+                    let failure = Failure::new(None, FailureKind::Backend, format!("no output directory: {error}"));
+                    self.finish(state, id, Some(failure));
+                    return;
+                }
+            }
+        }
         let job = &live.job;
         let cancel = live.cancel.clone();
         let mut assignments = Vec::new();
@@ -294,6 +326,8 @@ impl Cluster {
                         BackendChoice::Redis => Some(self.config.redis_url.clone()),
                         BackendChoice::Rabbitmq => Some(self.config.rabbitmq_url.clone()),
                     },
+                    dataset: job.dataset.clone(),
+                    output_quota_bytes: job.output_quota,
                 },
             ));
         }
@@ -307,6 +341,7 @@ impl Cluster {
             tracing::error!(flare_id = id, %error, "could not store that the flare started");
         }
         live.status.send_replace(FlareStatus::Running);
+        let output = live.output.clone();
         for (host_id, workers, assignment) in assignments {
             let Some(host) = state.hosts.iter_mut().find(|h| h.id == host_id) else { continue };
             host.reserved.insert(id.to_owned(), workers);
@@ -319,18 +354,21 @@ impl Cluster {
                     if let Some(live) = state.live.get_mut(id) {
                         live.job.record.doc.workers_started += workers;
                     }
-                    self.run_embedded(assignment, cancel.clone());
+                    self.run_embedded(assignment, output.clone(), cancel.clone());
                 }
             }
         }
         tracing::info!(flare_id = id, "flare started");
     }
 
-    fn run_embedded(self: &Arc<Self>, assignment: Assignment, cancel: CancellationToken) {
+    fn run_embedded(self: &Arc<Self>, assignment: Assignment, output: Option<OutputDir>, cancel: CancellationToken) {
         let cluster = Arc::clone(self);
+        // Admission placed the flare here only if this host has its dataset.
+        let data = assignment.dataset.as_deref().and_then(|name| self.config.datasets.dir(name)).map(Into::into);
+        let grants = Grants { data, output };
         tokio::spawn(async move {
             let reports = match cluster.programs.get(&assignment.digest).await {
-                Ok(program) => execute(cluster.programs.runtime(), &program, &assignment, cancel).await,
+                Ok(program) => execute(cluster.programs.runtime(), &program, &assignment, grants, cancel).await,
                 Err(message) => {
                     vec![PackReport::failed(
                         &assignment.flare_id,
@@ -395,7 +433,7 @@ impl Cluster {
                 state.queue.remove(&next);
                 continue;
             };
-            match decide(&state.hosts, &live.job.shape) {
+            match decide(&state.hosts, &live.job) {
                 Decision::Start(placement) => {
                     state.queue.remove(&next);
                     self.start(state, &next, placement);
@@ -408,6 +446,19 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Whether a host that is up has dataset `name`.
+    pub fn has_dataset(&self, name: &str) -> bool {
+        self.lock().hosts.iter().any(|h| h.up && h.datasets.contains(name))
+    }
+
+    /// The output directory of live flare `flare_id`, while `host_id` still
+    /// owes it a report.
+    pub fn output_for(&self, host_id: &str, flare_id: &str) -> Option<OutputDir> {
+        let state = self.lock();
+        let live = state.live.get(flare_id).filter(|live| live.waiting_on.contains(host_id))?;
+        live.output.clone()
     }
 
     /// The state of a flare, live or stored.
@@ -477,8 +528,17 @@ impl Cluster {
     }
 }
 
-fn decide(hosts: &[Host], shape: &Shape) -> Decision {
-    let slots: Vec<HostSlots<'_>> =
-        hosts.iter().filter(|h| h.up).map(|h| HostSlots { host: &h.id, slots: h.slots, free: h.free() }).collect();
-    admission::decide(&slots, shape)
+/// Admission over the hosts that are up and have the job's dataset.
+fn decide(hosts: &[Host], job: &Job) -> Decision {
+    let slots: Vec<HostSlots<'_>> = hosts
+        .iter()
+        .filter(|h| h.up && job.dataset.as_ref().is_none_or(|name| h.datasets.contains(name)))
+        .map(|h| HostSlots { host: &h.id, slots: h.slots, free: h.free() })
+        .collect();
+    if slots.is_empty()
+        && let Some(name) = &job.dataset
+    {
+        return Decision::Never(format!("no host that is up has dataset `{name}`"));
+    }
+    admission::decide(&slots, &job.shape)
 }

@@ -16,6 +16,7 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burst_host::layout::MAX_BURST_SIZE;
+use burst_host::limits::{DEFAULT_OUTPUT_QUOTA, MAX_OUTPUT_QUOTA};
 use burst_host::result::now_us;
 use burst_host::{Failure, FailureKind, Limits};
 use serde_json::{Map, Value};
@@ -120,6 +121,26 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
     check_deadline(deadline_ms)?;
     let limits = limits_of(&version.defaults, request.limits.take())?;
     service.check_limits(&limits)?;
+    if let Some(name) = &request.dataset
+        && !(service.dataset_grants.allows(&tenant, name) && service.cluster.has_dataset(name))
+    {
+        // A dataset the tenant may not read looks like one that does not
+        // exist: its name is not confirmed to others.
+        let message = format!("no dataset `{name}` (the operator names datasets with `--dataset NAME=DIR`)");
+        return Err(bad("unknown_dataset", message));
+    }
+    let output_quota = match (request.output, request.output_quota_bytes) {
+        (false, Some(_)) => return Err(bad("bad_output", "`output_quota_bytes` goes with `output: true`")),
+        (false, None) => None,
+        (true, quota) => {
+            let quota = quota.unwrap_or(DEFAULT_OUTPUT_QUOTA);
+            if !(1..=MAX_OUTPUT_QUOTA).contains(&quota) {
+                let message = format!("output_quota_bytes {quota} must be between 1 and {MAX_OUTPUT_QUOTA}");
+                return Err(bad("bad_output", message));
+            }
+            Some(quota)
+        }
+    };
     let doc = FlareDoc {
         flare_id: service.cluster.new_flare_id(),
         definition: name,
@@ -137,6 +158,8 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
         finished_us: None,
         failure: None,
         placement: None,
+        dataset: request.dataset.clone(),
+        output_quota_bytes: output_quota,
     };
     Ok(Job {
         record: FlareRecord { tenant, doc },
@@ -146,6 +169,8 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
         deadline_ms,
         limits,
         backend,
+        dataset: request.dataset,
+        output_quota,
     })
 }
 
@@ -255,7 +280,7 @@ fn results_of(service: &Service, record: &FlareRecord) -> Result<ResultDoc, ApiE
     Ok(result)
 }
 
-fn owned_flare(service: &Service, headers: &HeaderMap, flare_id: &str) -> Result<FlareRecord, ApiError> {
+pub(super) fn owned_flare(service: &Service, headers: &HeaderMap, flare_id: &str) -> Result<FlareRecord, ApiError> {
     let tenant = service.auth.tenant(headers)?;
     let record = service.cluster.flare(flare_id)?.filter(|r| r.tenant == tenant);
     record.ok_or_else(|| ApiError::not_found(format_args!("flare `{flare_id}`")))

@@ -65,7 +65,11 @@ pub async fn register(
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret).map_err(ApiError::internal)?;
     let host_token = hex::encode(secret);
-    let host_id = service.cluster.register(register.name, register.slots, host_token.clone());
+    for name in &register.datasets {
+        crate::datasets::check_name(name).map_err(|m| ApiError::bad_request("bad_dataset", m))?;
+    }
+    let datasets = register.datasets.into_iter().collect();
+    let host_id = service.cluster.register(register.name, register.slots, datasets, host_token.clone());
     let timeout_ms = service.host_timeout.as_millis() as u64;
     Ok((StatusCode::CREATED, Json(Registered { host_id, host_token, timeout_ms })))
 }

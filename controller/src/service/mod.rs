@@ -17,6 +17,7 @@ mod flares;
 mod hosts;
 mod idempotency;
 mod listen;
+mod outputs;
 mod page;
 mod programs;
 mod store;
@@ -48,6 +49,7 @@ use self::cluster::{Cluster, ClusterConfig};
 use self::error::ApiError;
 use self::programs::Programs;
 use self::store::Store;
+use crate::datasets::{DatasetGrants, Datasets};
 
 /// Longest deadline a flare may ask for.
 pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
@@ -107,6 +109,10 @@ pub struct ServeConfig {
     pub redis_url: String,
     /// Broker URL handed to hosts for RabbitMQ flares.
     pub rabbitmq_url: String,
+    /// The embedded host's datasets.
+    pub datasets: Datasets,
+    /// Which tenants may read which datasets.
+    pub dataset_grants: DatasetGrants,
 }
 
 /// What every handler shares.
@@ -126,6 +132,8 @@ pub struct Service {
     /// being deployed or a live flare needs.
     definitions: tokio::sync::Mutex<()>,
     host_timeout: Duration,
+    /// Which tenants may read which datasets.
+    dataset_grants: DatasetGrants,
     openapi: OnceLock<String>,
 }
 
@@ -232,12 +240,17 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
         .routes(routes!(flares::create_flare, flares::list_flares))
         .routes(routes!(flares::get_flare, flares::cancel_flare))
         .routes(routes!(flares::get_results))
+        .routes(routes!(outputs::list_outputs))
+        .routes(routes!(outputs::get_output))
         .routes(routes!(hosts::register))
         .routes(routes!(hosts::poll))
         .routes(routes!(hosts::report))
         .routes(routes!(hosts::component))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .merge(uploads)
+        // An output upload is bounded by its flare's quota, not by a body
+        // limit.
+        .merge(OpenApiRouter::new().routes(routes!(outputs::upload_output)).layer(DefaultBodyLimit::disable()))
         .split_for_parts();
     let json = api.to_pretty_json().context("writing the OpenAPI document")?;
     let _ = service.openapi.set(json);
@@ -289,6 +302,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             host_timeout: config.host_timeout,
             redis_url: config.redis_url.clone(),
             rabbitmq_url: config.rabbitmq_url.clone(),
+            datasets: config.datasets.clone(),
+            outputs_dir: store.outputs_dir(),
         },
     );
     let service = Arc::new(Service {
@@ -300,6 +315,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         cluster: Arc::clone(&cluster),
         definitions: tokio::sync::Mutex::new(()),
         host_timeout: config.host_timeout,
+        dataset_grants: config.dataset_grants.clone(),
         openapi: OnceLock::new(),
     });
     let app = router(service)?;

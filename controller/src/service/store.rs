@@ -125,7 +125,7 @@ impl Store {
             move |source| StoreError::Io { path, source }
         };
         // Tenants' code and results: readable by this user only.
-        for private in [dir.to_owned(), dir.join("components"), dir.join("artifacts")] {
+        for private in [dir.to_owned(), dir.join("components"), dir.join("artifacts"), dir.join("outputs")] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&private).map_err(io(&private))?;
             std::fs::set_permissions(&private, Permissions::from_mode(0o700)).map_err(io(&private))?;
         }
@@ -154,6 +154,11 @@ impl Store {
     /// Where the runtime caches compiled artifacts.
     pub fn artifacts_dir(&self) -> PathBuf {
         self.dir.join("artifacts")
+    }
+
+    /// Where flares' output directories are kept, one per flare id.
+    pub fn outputs_dir(&self) -> PathBuf {
+        self.dir.join("outputs")
     }
 
     fn component_path(&self, digest: &str) -> PathBuf {
@@ -358,8 +363,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes finished flares (and their results) that ended before
-    /// `cutoff_us`; returns how many.
+    /// Deletes finished flares (their results and output files) that ended
+    /// before `cutoff_us`; returns how many.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -382,6 +387,17 @@ impl Store {
             }
         }
         txn.commit()?;
+        for record in &expired {
+            // The ids were checked when the flares were created.
+            if let Ok(dir) = crate::outputs::flare_dir(&self.outputs_dir(), &record.doc.flare_id) {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Io { path: dir, source });
+                    }
+                    _ => {}
+                }
+            }
+        }
         Ok(expired.len())
     }
 
@@ -453,6 +469,8 @@ mod tests {
             finished_us,
             failure: None,
             placement: None,
+            dataset: None,
+            output_quota_bytes: None,
         };
         FlareRecord { tenant: "t".into(), doc }
     }

@@ -1,7 +1,7 @@
 //! The hosts' side of the cluster: registering, polling for work, reports,
 //! and marking silent hosts down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,7 @@ impl Cluster {
     }
 
     /// Registers a remote host; answers its id.
-    pub fn register(self: &Arc<Self>, name: String, slots: u32, token: String) -> String {
+    pub fn register(self: &Arc<Self>, name: String, slots: u32, datasets: BTreeSet<String>, token: String) -> String {
         let mut state = self.lock();
         state.registered += 1;
         let id = format!("host-{}", state.registered);
@@ -89,6 +89,7 @@ impl Cluster {
             slots,
             reserved: HashMap::new(),
             up: true,
+            datasets,
             remote: Some(remote),
         });
         self.pump(&mut state);
