@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::controller::Controller;
 
 /// Every route of the controller, as (method, path).
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 18] = [
     ("get", "/health"),
     ("get", "/openapi.json"),
     ("get", "/v1/definitions"),
@@ -18,9 +18,12 @@ const ROUTES: [(&str, &str); 15] = [
     ("get", "/v1/flares/{flare_id}"),
     ("delete", "/v1/flares/{flare_id}"),
     ("get", "/v1/flares/{flare_id}/results"),
+    ("get", "/v1/flares/{flare_id}/outputs"),
+    ("get", "/v1/flares/{flare_id}/outputs/{path}"),
     ("post", "/v1/hosts"),
     ("get", "/v1/hosts/{host_id}/work"),
     ("post", "/v1/hosts/{host_id}/reports"),
+    ("put", "/v1/hosts/{host_id}/outputs/{flare_id}/{path}"),
     ("get", "/v1/components/{digest}"),
 ];
 
@@ -48,12 +51,17 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     assert_eq!(security("post", "/v1/hosts"), serde_json::json!([{"cluster": []}]));
     assert_eq!(security("get", "/v1/hosts/{host_id}/work"), serde_json::json!([{"host": []}]));
     assert_eq!(security("post", "/v1/hosts/{host_id}/reports"), serde_json::json!([{"host": []}]));
+    assert_eq!(security("put", "/v1/hosts/{host_id}/outputs/{flare_id}/{path}"), serde_json::json!([{"host": []}]));
     assert_eq!(security("get", "/health"), serde_json::json!([{}]), "no credential");
     // Every route is served: an unknown route answers `no_route`, these
     // answer anything else.
     for (method, path) in ROUTES {
-        let concrete =
-            path.replace("{name}", "x").replace("{flare_id}", "x").replace("{host_id}", "x").replace("{digest}", "x");
+        let concrete = path
+            .replace("{name}", "x")
+            .replace("{flare_id}", "x")
+            .replace("{host_id}", "x")
+            .replace("{digest}", "x")
+            .replace("{path}", "x");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let response = api.request(method.clone(), &concrete).send().await.expect("answers");
         let status = response.status();
