@@ -47,6 +47,10 @@ use queue::Queue;
 /// The id of the controller's embedded host.
 pub const EMBEDDED_HOST: &str = "local";
 
+/// A dataset named `flare/ID` is the output directory of finished flare
+/// `ID`, kept in the store: only the embedded host has it.
+pub const FLARE_OUTPUTS_DATASET: &str = "flare/";
+
 /// How long after its deadline a running flare may wait for its hosts'
 /// reports before it fails: covers a host's connect and report round trip.
 const REPORT_GRACE: Duration = Duration::from_secs(30);
@@ -364,7 +368,10 @@ impl Cluster {
     fn run_embedded(self: &Arc<Self>, assignment: Assignment, output: Option<OutputDir>, cancel: CancellationToken) {
         let cluster = Arc::clone(self);
         // Admission placed the flare here only if this host has its dataset.
-        let data = assignment.dataset.as_deref().and_then(|name| self.config.datasets.dir(name)).map(Into::into);
+        let data = assignment.dataset.as_deref().and_then(|name| match name.strip_prefix(FLARE_OUTPUTS_DATASET) {
+            Some(flare_id) => outputs::flare_dir(&self.config.outputs_dir, flare_id).ok(),
+            None => self.config.datasets.dir(name).map(Into::into),
+        });
         let grants = Grants { data, output };
         tokio::spawn(async move {
             let reports = match cluster.programs.get(&assignment.digest).await {
@@ -532,7 +539,11 @@ impl Cluster {
 fn decide(hosts: &[Host], job: &Job) -> Decision {
     let slots: Vec<HostSlots<'_>> = hosts
         .iter()
-        .filter(|h| h.up && job.dataset.as_ref().is_none_or(|name| h.datasets.contains(name)))
+        .filter(|h| {
+            h.up && job.dataset.as_ref().is_none_or(|name| {
+                h.datasets.contains(name) || (h.remote.is_none() && name.starts_with(FLARE_OUTPUTS_DATASET))
+            })
+        })
         .map(|h| HostSlots { host: &h.id, slots: h.slots, free: h.free() })
         .collect();
     if slots.is_empty()

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::Service;
 use super::admission::{Packing, Shape};
-use super::cluster::{CancelError, Job, SubmitError};
+use super::cluster::{CancelError, FLARE_OUTPUTS_DATASET, Job, SubmitError};
 use super::definitions::check_deadline;
 use super::error::ApiError;
 use super::idempotency;
@@ -121,12 +121,23 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
     check_deadline(deadline_ms)?;
     let limits = limits_of(&version.defaults, request.limits.take())?;
     service.check_limits(&limits)?;
+    let readable = |name: &str| match name.strip_prefix(FLARE_OUTPUTS_DATASET) {
+        // Another flare's outputs: one of the tenant's own, finished, with
+        // an output directory.
+        Some(flare_id) => service.cluster.flare(flare_id).ok().flatten().is_some_and(|r| {
+            r.tenant == tenant && r.doc.status.is_final() && r.doc.output_quota_bytes.is_some()
+        }),
+        None => service.dataset_grants.allows(&tenant, name) && service.cluster.has_dataset(name),
+    };
     if let Some(name) = &request.dataset
-        && !(service.dataset_grants.allows(&tenant, name) && service.cluster.has_dataset(name))
+        && !readable(name)
     {
         // A dataset the tenant may not read looks like one that does not
         // exist: its name is not confirmed to others.
-        let message = format!("no dataset `{name}` (the operator names datasets with `--dataset NAME=DIR`)");
+        let message = format!(
+            "no dataset `{name}` (the operator names datasets with `--dataset NAME=DIR`; `flare/ID` reads the \
+             outputs of a finished flare of yours)"
+        );
         return Err(bad("unknown_dataset", message));
     }
     let output_quota = match (request.output, request.output_quota_bytes) {
