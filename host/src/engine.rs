@@ -162,6 +162,10 @@ impl Runtime {
         };
         let mut wasi = WasiCtx::builder();
         wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone());
+        // Sockets are linked for the toolchains that import them, and off:
+        // no TCP, no UDP, no name lookup (and no address passes wasi's
+        // default check either).
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         if let Some(dir) = &dirs.data {
             wasi.preopened_dir(dir, GUEST_DATA_DIR, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)

@@ -24,12 +24,16 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
 /// Prefixes of the interfaces a work function may import: `burst:bcm`
-/// (the comm and its types), and the WASI interfaces that give no authority outside the
-/// sandbox (stdio, clocks, random, and a filesystem that holds nothing
-/// unless a flare grants one directory read-only). Sockets, name lookup and
-/// HTTP are absent on purpose: a worker talks only through the comm.
+/// (the comm and its types), and the WASI interfaces that give no authority
+/// outside the sandbox: stdio, clocks, random, a filesystem that holds
+/// nothing unless a flare grants directories, and sockets (with name
+/// lookup), which standard toolchains' runtimes import even when the
+/// program opens none (`componentize-py`'s CPython does): they are linked
+/// with TCP, UDP and name lookup off and every address denied, so a worker
+/// that tries gets an error and reaches nothing, and talks only through the
+/// comm. HTTP, and any interface not listed, is refused at load.
 pub const ALLOWED_IMPORTS: &[&str] =
-    &["burst:bcm/", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+    &["burst:bcm/", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/", "wasi:sockets/"];
 
 /// Why a component cannot be used as a work function.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,7 @@ pub enum LoadError {
     Compile(String),
     /// It imports an interface outside [`ALLOWED_IMPORTS`].
     #[error(
-        "the component imports `{0}`, which workers may not use (allowed: burst:bcm, wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem)"
+        "the component imports `{0}`, which workers may not use (allowed: burst:bcm, wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem, wasi:sockets)"
     )]
     ForbiddenImport(String),
     /// It does not fit the `burst:bcm/worker` world (imports or exports).
