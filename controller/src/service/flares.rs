@@ -124,9 +124,12 @@ fn job_of(service: &Service, tenant: String, mut request: FlareRequest) -> Resul
     let readable = |name: &str| match name.strip_prefix(FLARE_OUTPUTS_DATASET) {
         // Another flare's outputs: one of the tenant's own, finished, with
         // an output directory.
-        Some(flare_id) => service.cluster.flare(flare_id).ok().flatten().is_some_and(|r| {
-            r.tenant == tenant && r.doc.status.is_final() && r.doc.output_quota_bytes.is_some()
-        }),
+        Some(flare_id) => service
+            .cluster
+            .flare(flare_id)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.tenant == tenant && r.doc.status.is_final() && r.doc.output_quota_bytes.is_some()),
         None => service.dataset_grants.allows(&tenant, name) && service.cluster.has_dataset(name),
     };
     if let Some(name) = &request.dataset
