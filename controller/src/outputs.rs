@@ -54,11 +54,13 @@ pub fn flare_dir(root: &Path, flare_id: &str) -> Result<PathBuf, OutputError> {
     if plain { Ok(root.join(flare_id)) } else { Err(OutputError::BadPath(flare_id.to_owned())) }
 }
 
-/// `path` as a relative path of normal components.
+/// `path` as a relative path of normal components. Segments are checked
+/// as written: `Path::components` would quietly drop a `.` or an empty
+/// segment (`a/./b`, `a//b`), so two spellings could name one file.
 pub fn relative(path: &str) -> Result<PathBuf, OutputError> {
-    let parsed = Path::new(path);
-    let plain = !path.is_empty() && parsed.components().all(|c| matches!(c, Component::Normal(_)));
-    if plain { Ok(parsed.to_owned()) } else { Err(OutputError::BadPath(path.to_owned())) }
+    let plain = path.split('/').all(|segment| !matches!(segment, "" | "." | ".."))
+        && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)));
+    if plain { Ok(PathBuf::from(path)) } else { Err(OutputError::BadPath(path.to_owned())) }
 }
 
 /// Everything but unreserved characters is escaped, `/` included: a path
@@ -151,7 +153,7 @@ mod tests {
         for good in ["a", "part-00001", "dir/sub/file.txt"] {
             assert_eq!(relative(good).expect(good), PathBuf::from(good));
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a", "a/./b"] {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a", "a/./b", "a//b", "a/"] {
             assert!(matches!(relative(bad), Err(OutputError::BadPath(p)) if p == bad), "{bad}");
         }
         assert!(flare_dir(Path::new("/s"), "f-0123-1").is_ok());
