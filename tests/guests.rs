@@ -30,6 +30,14 @@ fn guests_dir() -> &'static PathBuf {
                 "-p",
                 "microbench",
                 "-p",
+                "pagerank",
+                "-p",
+                "terasort",
+                "-p",
+                "gridsearch",
+                "-p",
+                "kmeans",
+                "-p",
                 "burst-fixtures",
                 "-p",
                 "burst-fixture-socket",
@@ -43,7 +51,8 @@ fn guests_dir() -> &'static PathBuf {
     })
 }
 
-/// Path of a guest component (`hello`, `microbench`, `burst_fixtures`,
+/// Path of a guest component (`hello`, `microbench`, the workloads
+/// `pagerank`, `terasort`, `gridsearch`, `kmeans`, `burst_fixtures`,
 /// `burst_fixture_socket`).
 pub fn guest_path(name: &str) -> PathBuf {
     guests_dir().join(format!("{name}.wasm"))

@@ -1,8 +1,10 @@
 //! Data in and out of deployed flares: datasets an operator names, read at
 //! `/data`; output directories kept in the store, listed and served to
 //! their tenant only, fetched with `burst results --download`, deleted at
-//! retention; and across two `burst host` daemons, packs placed only where
-//! the dataset is, their outputs uploaded before they report.
+//! retention; a real workload (TeraSort, one flare and the two-stage
+//! baseline chained by `"dataset": "flare/ID"`) run through the service;
+//! and across two `burst host` daemons, packs placed only where the
+//! dataset is, their outputs uploaded before they report.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,20 +47,14 @@ fn expected_files(workers: u32, text: &str) -> Vec<(String, Vec<u8>)> {
     (0..workers).map(|id| (format!("worker-{id}/copy.txt"), format!("worker {id}: {text}").into_bytes())).collect()
 }
 
-/// Lists a flare's outputs and fetches each file; checks them against
-/// `expected`.
-async fn check_outputs(api: &Api, flare_id: &str, expected: &[(String, Vec<u8>)]) {
+/// Lists a flare's outputs and fetches each file, in listed order; checks
+/// that the listing's sizes and total are those of the bytes served.
+async fn fetch_outputs(api: &Api, flare_id: &str) -> Vec<(String, Vec<u8>)> {
     let (status, listed) = api.get(&format!("/v1/flares/{flare_id}/outputs")).await;
     assert_eq!(status, 200, "{listed}");
-    let files: Vec<(String, u64)> = serde_json::from_value::<Vec<Value>>(listed["files"].clone())
-        .expect("files")
-        .iter()
-        .map(|f| (f["path"].as_str().expect("path").to_owned(), f["bytes"].as_u64().expect("bytes")))
-        .collect();
-    let want: Vec<(String, u64)> = expected.iter().map(|(p, b)| (p.clone(), b.len() as u64)).collect();
-    assert_eq!(files, want);
-    assert_eq!(listed["bytes"], want.iter().map(|(_, b)| b).sum::<u64>());
-    for (path, bytes) in expected {
+    let mut files = Vec::new();
+    for file in listed["files"].as_array().expect("files") {
+        let path = file["path"].as_str().expect("path").to_owned();
         let encoded = path.replace('/', "%2F");
         let response = api
             .request(reqwest::Method::GET, &format!("/v1/flares/{flare_id}/outputs/{encoded}"))
@@ -66,8 +62,17 @@ async fn check_outputs(api: &Api, flare_id: &str, expected: &[(String, Vec<u8>)]
             .await
             .expect("answers");
         assert_eq!(response.status(), 200, "{path}");
-        assert_eq!(response.bytes().await.expect("body").as_ref(), bytes.as_slice(), "{path}");
+        let bytes = response.bytes().await.expect("body").to_vec();
+        assert_eq!(file["bytes"], bytes.len() as u64, "{path}");
+        files.push((path, bytes));
     }
+    assert_eq!(listed["bytes"], files.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
+    files
+}
+
+/// Checks a flare's outputs against `expected`, in order.
+async fn check_outputs(api: &Api, flare_id: &str, expected: &[(String, Vec<u8>)]) {
+    assert!(fetch_outputs(api, flare_id).await == expected, "{flare_id}: other output files");
 }
 
 #[tokio::test]
@@ -187,6 +192,56 @@ async fn a_write_past_the_flares_quota_fails_in_the_guest_and_outputs_go_at_rete
 }
 
 /// The hosts a flare's packs ran on.
+/// `outputs` without their timings.
+fn untimed(outputs: &Value) -> Vec<Value> {
+    let mut outputs = outputs.as_array().expect("outputs").clone();
+    for output in &mut outputs {
+        output.as_object_mut().expect("an object").remove("timings_us");
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn terasort_sorts_a_dataset_in_one_flare_and_in_two_stages_through_the_service() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/terasort/data");
+    let records = std::fs::read(data.join("sample.dat")).expect("the sample exists");
+    let mut sorted: Vec<&[u8]> = records.chunks(100).collect();
+    sorted.sort_unstable();
+    let sorted = sorted.concat();
+    let dataset = format!("sort={}", data.display());
+    let controller = Controller::start(&["--slots", "8", "--dataset", &dataset], &[("BURST_TOKENS", "alice:token-a")]);
+    let alice = controller.api(Some("token-a"));
+    alice.deploy_guest("terasort", "terasort").await;
+    let request = |dataset: &str, input: Value| {
+        json!({
+            "definition": "terasort", "burst_size": 6, "granularity": 4,
+            "input": input, "dataset": dataset, "output": true,
+        })
+    };
+    let parts = |files: &[(String, Vec<u8>)]| -> Vec<u8> {
+        let names: Vec<&str> = files.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(names, (0..6).map(|w| format!("part-{w:05}")).collect::<Vec<_>>());
+        files.iter().flat_map(|(_, bytes)| bytes.clone()).collect()
+    };
+
+    let one = alice.flare_wait(request("sort", json!({"input": "/data/sample.dat", "output": "/out"}))).await;
+    assert_eq!(one["status"], "succeeded", "{one}");
+    let one_files = fetch_outputs(&alice, one["flare_id"].as_str().expect("id")).await;
+    assert!(parts(&one_files) == sorted, "the one flare's parts are not the sample sorted");
+
+    let map = json!({"stage": "map", "input": "/data/sample.dat", "output": "/out"});
+    let mapped = alice.flare_wait(request("sort", map)).await;
+    assert_eq!(mapped["status"], "succeeded", "{mapped}");
+    let map_id = mapped["flare_id"].as_str().expect("id");
+    assert_eq!(fetch_outputs(&alice, map_id).await.len(), 36, "one run per (source, destination)");
+    let reduce = json!({"stage": "reduce", "input": "/data", "output": "/out"});
+    let reduced = alice.flare_wait(request(&format!("flare/{map_id}"), reduce)).await;
+    assert_eq!(reduced["status"], "succeeded", "{reduced}");
+    assert_eq!(untimed(&reduced["outputs"]), untimed(&one["outputs"]), "the two stages return what one flare does");
+    let reduced_files = fetch_outputs(&alice, reduced["flare_id"].as_str().expect("id")).await;
+    assert!(reduced_files == one_files, "the two stages wrote other parts");
+}
+
 fn hosts_of(results: &Value) -> Vec<String> {
     let placement = results["placement"].as_array().expect("placement");
     placement.iter().map(|p| p["host"].as_str().expect("host").to_owned()).collect()

@@ -27,3 +27,4 @@ mod semantics;
 mod service;
 mod tenants;
 mod traffic;
+mod workloads;
