@@ -1,4 +1,5 @@
-//! `burst-bench`: the paper's evaluation on this machine, in one command.
+//! `burst-bench`: the paper's evaluation on this machine, in one command,
+//! and what WebAssembly costs the workloads.
 //!
 //! ```sh
 //! cargo run --release -p burst-bench -- --quick --out target/evaluation
@@ -16,6 +17,7 @@
 
 mod collectives;
 mod flares;
+mod overhead;
 mod pagerank;
 mod plot;
 mod report;
@@ -51,6 +53,8 @@ enum Experiment {
     Terasort,
     /// Hyperparameter search and k-means against N and G.
     Tuning,
+    /// Each workload's compute kernel in Wasm against the same source built natively.
+    Overhead,
 }
 
 /// The evaluation's command line.
@@ -91,6 +95,7 @@ struct Plan {
     pagerank: pagerank::Sizes,
     terasort: terasort::Sizes,
     tuning: tuning::Sizes,
+    overhead: overhead::Sizes,
 }
 
 impl Plan {
@@ -112,6 +117,12 @@ impl Plan {
                     kmeans_dimensions: 2,
                     kmeans_clusters: 3,
                 },
+                overhead: overhead::Sizes {
+                    pagerank_nodes: 1_000,
+                    terasort_records: 2_000,
+                    search_rows: 200,
+                    kmeans_points: 1_000,
+                },
             },
             Mode::Quick => Self {
                 repeats: 3,
@@ -129,6 +140,12 @@ impl Plan {
                     kmeans_dimensions: 4,
                     kmeans_clusters: 8,
                 },
+                overhead: overhead::Sizes {
+                    pagerank_nodes: 200_000,
+                    terasort_records: 500_000,
+                    search_rows: 50_000,
+                    kmeans_points: 500_000,
+                },
             },
             Mode::Full => Self {
                 repeats: 5,
@@ -145,6 +162,12 @@ impl Plan {
                     kmeans_points: 1_000_000,
                     kmeans_dimensions: 4,
                     kmeans_clusters: 8,
+                },
+                overhead: overhead::Sizes {
+                    pagerank_nodes: 1_000_000,
+                    terasort_records: 2_000_000,
+                    search_rows: 200_000,
+                    kmeans_points: 2_000_000,
                 },
             },
         }
@@ -254,6 +277,12 @@ fn main() -> anyhow::Result<()> {
         let section = tokio.block_on(tuning::run(&runner, &plan.tuning, plan.repeats, report.dir(), &bar))?;
         bar.finish_with_message("done");
         report.add("tuning", section)?;
+    }
+    if wanted(Experiment::Overhead) {
+        let bar = bar(overhead::runs(plan.repeats), "overhead");
+        let section = tokio.block_on(overhead::run(&runner, &plan.overhead, plan.repeats, &bar))?;
+        bar.finish_with_message("done");
+        report.add("overhead", section)?;
     }
     let path = report.finish()?;
     println!("wrote {}", path.display());

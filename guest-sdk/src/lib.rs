@@ -25,6 +25,7 @@ extern crate self as burst_guest_sdk;
 mod context;
 mod element;
 mod error;
+pub mod kernel;
 pub mod split;
 mod tree;
 
@@ -75,6 +76,32 @@ pub mod __private {
         let output = output.map_err(|e| e.to_string())?;
         serde_json::to_vec(&output).map_err(|e| format!("could not encode the output as JSON: {e}"))
     }
+
+    /// Like [`run`], except that an input whose one key is `"kernel"` runs
+    /// `kernel` on its value instead (see [`crate::kernel`]).
+    pub fn run_or_kernel<I, O, E, F, S, K>(input: &[u8], work: F, kernel: K) -> Result<Vec<u8>, String>
+    where
+        I: DeserializeOwned,
+        O: Serialize,
+        E: std::fmt::Display,
+        F: FnOnce(I, &Context) -> Result<O, E>,
+        S: DeserializeOwned,
+        K: FnOnce(S) -> Result<crate::kernel::Report, String>,
+    {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Asked<S> {
+            kernel: S,
+        }
+        // A flare's input fails this at its first key (or its first byte,
+        // when it is not an object), so the check costs next to nothing.
+        if serde_json::from_slice::<Asked<serde::de::IgnoredAny>>(input).is_err() {
+            return run(input, work);
+        }
+        let Asked { kernel: spec } = serde_json::from_slice(input).map_err(|e| format!("invalid kernel input: {e}"))?;
+        let report = kernel(spec)?;
+        serde_json::to_vec(&report).map_err(|e| format!("could not encode the kernel's report as JSON: {e}"))
+    }
 }
 
 /// Exports `$work` as the work function of this component.
@@ -82,17 +109,42 @@ pub mod __private {
 /// `$work` has the shape `fn(In, &Context) -> Result<Out, E>` where `In:
 /// DeserializeOwned`, `Out: Serialize` and `E: Display`. A JSON input that
 /// does not decode as `In` fails the worker with a guest error naming it.
+///
+/// `export_work!(work, kernel = run)` also answers an input of the shape
+/// `{"kernel": Spec}` with `run(Spec) -> Result<kernel::Report, String>`:
+/// the guest's compute phase alone, for the evaluation (see [`kernel`]).
+///
+/// The export exists in `wasm32` builds only. Built natively, a guest crate
+/// is a library (for its unit tests, or for the evaluation's native build
+/// of its [`kernel`]), and two guests linked into one native binary would
+/// otherwise clash on the export's symbol name.
 #[macro_export]
 macro_rules! export_work {
     ($work:path) => {
+        $crate::export_work!(@export |input| $crate::__private::run(input, $work));
+    };
+    ($work:path, kernel = $kernel:path) => {
+        $crate::export_work!(@export |input| $crate::__private::run_or_kernel(input, $work, $kernel));
+    };
+    (@export |$input:ident| $call:expr) => {
+        /// The work function behind the component's export, which natively
+        /// keeps the guest's code reachable (and so free of dead-code lints).
+        #[doc(hidden)]
+        pub fn __burst_work($input: &[u8]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            $call
+        }
+
+        #[cfg(target_arch = "wasm32")]
         struct __BurstWork;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::wit::Guest for __BurstWork {
             fn work(input: ::std::vec::Vec<u8>) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                $crate::__private::run(&input, $work)
+                __burst_work(&input)
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::wit::__export_worker!(__BurstWork);
     };
 }

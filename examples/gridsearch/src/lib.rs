@@ -16,8 +16,12 @@
 //! output `results` (every alpha with its `mean_mse`, in grid order) and
 //! `best` (the least `mean_mse`, the first in grid order on ties). Every
 //! worker returns the alphas it `evaluated` and its `timings`.
+//!
+//! `{"kernel": {"generate": …, "alphas": […], "folds": F}}` scores the
+//! whole grid on one worker, and only that (`kernel.rs`).
 
 mod data;
+pub mod kernel;
 mod ridge;
 
 use std::time::Instant;
@@ -198,7 +202,7 @@ fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
     Ok(Output { results, best, rows, features, evaluated, timings })
 }
 
-export_work!(work);
+export_work!(work, kernel = kernel::run);
 
 #[cfg(test)]
 mod tests {

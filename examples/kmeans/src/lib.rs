@@ -28,9 +28,13 @@
 //! `converged`, `movement` (the largest move in the last step),
 //! `centroids` (`k` rows) and `sizes` (points per cluster in the last
 //! step's assignment).
+//!
+//! `{"kernel": {"generate": …, "k": K, "iterations": I}}` runs only the
+//! Lloyd steps, on one worker (`kernel.rs`).
 
 mod csv;
 mod generate;
+pub mod kernel;
 mod lloyd;
 
 use std::path::{Path, PathBuf};
@@ -241,4 +245,4 @@ fn work(mut input: Input, ctx: &Context) -> Result<Output, Error> {
     Ok(Output { worker: ctx.worker_id(), points, bytes_read, seconds, summary })
 }
 
-export_work!(work);
+export_work!(work, kernel = kernel::run);

@@ -25,9 +25,13 @@
 //! `iterate`). Worker 0 adds `nodes`, `edges`, `dangling`, `iterations`,
 //! `converged`, `l1_change` and `ranks` (in node order) or `top` (the 20
 //! highest `[node, rank]`, ties by lower id).
+//!
+//! `{"kernel": {"generate": …, "iterations": I}}` runs only the power
+//! iterations, on one worker (`kernel.rs`).
 
 mod generate;
 mod graph;
+pub mod kernel;
 mod rank;
 
 use std::path::{Path, PathBuf};
@@ -255,4 +259,4 @@ fn work(mut input: Input, ctx: &Context) -> Result<Output, Error> {
     })
 }
 
-export_work!(work);
+export_work!(work, kernel = kernel::run);

@@ -25,8 +25,12 @@
 //! the same `N` whose `/data` is the map flare's output: worker `d` reads
 //! every run for `d`, sorts, and returns and writes exactly what worker `d`
 //! of the one flare would.
+//!
+//! `{"kernel": {"records": R, "seed": S, "parts": P}}` runs only the
+//! partition and the sort, on one worker (`kernel.rs`).
 
 mod files;
+pub mod kernel;
 mod plan;
 mod record;
 
@@ -266,7 +270,7 @@ fn work(input: Input, ctx: &Context) -> Result<Output, Error> {
     }
 }
 
-export_work!(work);
+export_work!(work, kernel = kernel::run);
 
 #[cfg(test)]
 mod tests {
