@@ -126,7 +126,7 @@ impl Plan {
             },
             Mode::Quick => Self {
                 repeats: 3,
-                startup: vec![(48, vec![1, 6, 48]), (960, vec![10, 96, 960])],
+                startup: vec![(48, vec![1, 6, 48]), (960, vec![10, 48, 960])],
                 collective_sizes: vec![8, 16],
                 collective_bytes: 256 << 10,
                 pagerank: pagerank::Sizes { workers: 16, nodes: 100_000, edges_per_node: 8.0 },
@@ -149,7 +149,7 @@ impl Plan {
             },
             Mode::Full => Self {
                 repeats: 5,
-                startup: vec![(48, vec![1, 6, 48]), (960, vec![10, 96, 960]), (10_000, vec![100, 1000, 10_000])],
+                startup: vec![(48, vec![1, 6, 48]), (960, vec![10, 48, 96, 960]), (10_000, vec![100, 1000, 10_000])],
                 collective_sizes: vec![8, 16, 32, 64],
                 collective_bytes: 1 << 20,
                 pagerank: pagerank::Sizes { workers: 64, nodes: 200_000, edges_per_node: 8.0 },
