@@ -2,7 +2,8 @@
 //! `/data`; output directories kept in the store, listed and served to
 //! their tenant only, fetched with `burst results --download`, deleted at
 //! retention; a real workload (TeraSort, one flare and the two-stage
-//! baseline chained by `"dataset": "flare/ID"`) run through the service;
+//! baseline chained by `"dataset": "flare/ID"`) and the other workloads on
+//! their samples run through the service;
 //! and across two `burst host` daemons, packs placed only where the
 //! dataset is, their outputs uploaded before they report.
 
@@ -13,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::controller::{Api, Controller, TempDir, burst_command};
 use crate::hosts::{CLUSTER_TOKEN_ENV, HostDaemon};
+use crate::support::outputs;
+use crate::workloads::{Run, workload};
 
 /// Non-uniform content: each line differs.
 fn sample_text() -> String {
@@ -240,6 +243,65 @@ async fn terasort_sorts_a_dataset_in_one_flare_and_in_two_stages_through_the_ser
     assert_eq!(untimed(&reduced["outputs"]), untimed(&one["outputs"]), "the two stages return what one flare does");
     let reduced_files = fetch_outputs(&alice, reduced["flare_id"].as_str().expect("id")).await;
     assert!(reduced_files == one_files, "the two stages wrote other parts");
+}
+
+/// `a` and `b` alike, numbers within a relative 1e-12 (a pack's reduce
+/// may add its workers' parts in the order they arrive).
+fn alike(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().expect("finite"), y.as_f64().expect("finite"));
+            (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| alike(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| alike(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[tokio::test]
+async fn pagerank_gridsearch_and_kmeans_answer_through_the_service_as_in_one_process() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    // (guest, input, the field of its timings): each answer is checked
+    // against an independent computation in `workloads/`.
+    let jobs = [
+        ("pagerank", json!({"graph": "/data/sample.txt", "return_ranks": true}), "seconds"),
+        ("gridsearch", json!({"data": "/data/sample.csv", "alphas": [0.01, 0.1, 1.0, 10.0], "folds": 5}), "timings"),
+        ("kmeans", json!({"points": "/data/sample.csv", "k": 4, "tolerance": 1e-9}), "seconds"),
+    ];
+    let datasets: Vec<String> =
+        jobs.iter().map(|(name, ..)| format!("{name}={}", root.join(name).join("data").display())).collect();
+    let mut args = vec!["--slots", "8"];
+    for dataset in &datasets {
+        args.extend(["--dataset", dataset]);
+    }
+    let controller = Controller::start(&args, &[("BURST_TOKENS", "alice:token-a")]);
+    let alice = controller.api(Some("token-a"));
+    for (name, input, timings) in jobs {
+        alice.deploy_guest(name, name).await;
+        let request =
+            json!({"definition": name, "burst_size": 6, "granularity": 4, "input": input.clone(), "dataset": name});
+        let served = alice.flare_wait(request).await;
+        assert_eq!(served["status"], "succeeded", "{name}: {served}");
+        let data = root.join(name).join("data");
+        let mut run = Run::new(6, 4);
+        run.data = Some(&data);
+        let local = outputs(&run.flare(workload(name), &input).await);
+        let strip = |outputs: &[Value]| -> Vec<Value> {
+            let mut outputs = outputs.to_vec();
+            for output in &mut outputs {
+                assert!(output.as_object_mut().expect("an object").remove(timings).is_some(), "{name}: {output}");
+            }
+            outputs
+        };
+        let served = strip(served["outputs"].as_array().expect("outputs"));
+        assert!(
+            alike(&Value::from(served.clone()), &Value::from(strip(&local))),
+            "{name}: {served:?} against {local:?}"
+        );
+    }
 }
 
 fn hosts_of(results: &Value) -> Vec<String> {
