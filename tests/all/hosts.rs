@@ -99,16 +99,18 @@ async fn health_of(api: &Api) -> Value {
 }
 
 /// Waits until the cluster has `free` free slots: the packs of a failed
-/// flare on the surviving hosts were told, stopped and reported within a
-/// few seconds, long before their deadline.
+/// flare on the surviving hosts were told, stopped and reported long
+/// before their deadline (at least 30 s in these tests). The bound is
+/// loose because the whole suite shares two cores; alone it takes ~1 s.
 async fn slots_freed(api: &Api, free: u64) {
+    const SLOTS_FREED_WITHIN: Duration = Duration::from_secs(20);
     let failed = Instant::now();
     loop {
         let health = health_of(api).await;
         if health["free_slots"] == free {
             return;
         }
-        assert!(failed.elapsed() < Duration::from_secs(5), "slots still held: {health}");
+        assert!(failed.elapsed() < SLOTS_FREED_WITHIN, "slots still held: {health}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
