@@ -24,6 +24,35 @@ use crate::support::{guest_path, runtime};
 /// How long a workload flare may take in the tests.
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// A xorshift64* stream: the tests' own randomness, independent of the
+/// generators the guests use.
+pub struct Stream(pub u64);
+
+impl Stream {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (near enough for tests).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn fill(&mut self, bytes: &mut [u8]) {
+        for byte in bytes {
+            *byte = self.next() as u8;
+        }
+    }
+}
+
 /// The workload guest `name`, loaded once per test process.
 pub fn workload(name: &'static str) -> &'static Program {
     static PROGRAMS: OnceLock<std::sync::Mutex<Vec<(&'static str, &'static Program)>>> = OnceLock::new();

@@ -16,7 +16,7 @@ use burst_host::comm::BrokerKind;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Run, workload};
+use super::{Run, Stream, workload};
 use crate::support::outputs;
 
 /// The guest's scores and the test's agree this closely, relatively.
@@ -25,18 +25,6 @@ const CLOSE: f64 = 1e-9;
 /// A grid of 11 points: uneven shares over 6 or 7 workers, and one alpha
 /// (0) that is plain least squares.
 const ALPHAS: [f64; 11] = [0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0];
-
-/// A xorshift64* stream: the test's own randomness.
-struct Stream(u64);
-
-impl Stream {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// `rows` rows of `features` columns and a noisy linear target, with five
 /// decimals and a few spaces.

@@ -17,7 +17,7 @@ use burst_host::{FailureKind, FlareResult};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Run, workload};
+use super::{Run, Stream, workload};
 use crate::support::outputs;
 
 /// Centroids of two runs, or of a run and the test's Lloyd, agree this closely.
@@ -25,23 +25,6 @@ const CLOSE: f64 = 1e-9;
 const MAX_ITERATIONS: u32 = 100;
 /// Phases every worker times (in name order, as a JSON object comes out).
 const PHASES: [&str; 3] = ["assign", "read", "reduce"];
-
-/// A xorshift64* stream: the test's own randomness.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// A CSV of `points` rows of `dimensions` around `clusters` random centres,
 /// written with five decimals and a few spaces.

@@ -16,7 +16,7 @@ use burst_host::{FailureKind, FlareResult};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Run, workload};
+use super::{Run, Stream, workload};
 use crate::support::outputs;
 
 const DAMPING: f64 = 0.85;
@@ -27,22 +27,6 @@ const MAX_ITERATIONS: u32 = 500;
 const NODES: u32 = 12_000;
 /// Phases every worker times.
 const PHASES: [&str; 3] = ["iterate", "read", "shuffle"];
-
-/// A xorshift64* stream: the test's own randomness.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A graph file: one node in five dangling, skewed out-degrees, edges in
 /// shuffled order, some written twice, comments and blank lines between.

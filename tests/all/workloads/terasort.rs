@@ -15,7 +15,7 @@ use burst_host::comm::BrokerKind;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Run, workload};
+use super::{Run, Stream, workload};
 use crate::support::outputs;
 
 const RECORD: usize = 100;
@@ -35,24 +35,6 @@ struct Layout {
 
 const fn in_memory(workers: u32, granularity: u32) -> Layout {
     Layout { workers, granularity, broker: None }
-}
-
-/// A xorshift64* stream: the test's own source of bytes.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn fill(&mut self, bytes: &mut [u8]) {
-        for byte in bytes {
-            *byte = self.next() as u8;
-        }
-    }
 }
 
 /// `count` records of random bytes.
