@@ -147,11 +147,14 @@ impl Plan {
                     kmeans_points: 500_000,
                 },
             },
+            // Sized so that a full run fits about half an hour on a 2-core
+            // machine: collectives at N = 64 over every granularity dominate,
+            // so they move the quick mode's 256 KiB per worker, not more.
             Mode::Full => Self {
-                repeats: 5,
+                repeats: 3,
                 startup: vec![(48, vec![1, 6, 48]), (960, vec![10, 48, 96, 960]), (10_000, vec![100, 1000, 10_000])],
                 collective_sizes: vec![8, 16, 32, 64],
-                collective_bytes: 1 << 20,
+                collective_bytes: 256 << 10,
                 pagerank: pagerank::Sizes { workers: 64, nodes: 200_000, edges_per_node: 8.0 },
                 terasort: terasort::Sizes { workers: 16, records_per_worker: 200_000, granularities: vec![1, 4, 16] },
                 tuning: tuning::Sizes {

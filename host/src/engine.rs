@@ -52,6 +52,14 @@ use crate::limits::{Exceeded, Limits, MAX_MEMORY_PER_WORKER};
 use crate::output::CapturedOutput;
 use crate::program::{LoadError, Program};
 
+/// Core instances pooled per worker. A Rust wasip2 component instantiates
+/// a handful of core modules (the program and its adapter shims); one built
+/// by componentize-py instantiates 14 (CPython and its libraries are
+/// dynamically linked modules), all with one memory and at most two tables.
+const CORE_INSTANCES_PER_WORKER: u32 = 16;
+/// Tables pooled per worker (see [`CORE_INSTANCES_PER_WORKER`]).
+const TABLES_PER_WORKER: u32 = 4;
+
 /// Hard cap on the pooled instances of one process; a config asking for
 /// more is clamped, so a typo cannot reserve unbounded address space.
 pub const MAX_POOLED_WORKERS: u32 = 20_000;
@@ -99,12 +107,10 @@ impl Runtime {
         config.max_memory_per_worker = config.max_memory_per_worker.clamp(64 << 10, MAX_MEMORY_PER_WORKER);
         let (workers, memory) = (config.max_workers, config.max_memory_per_worker);
         let mut pool = PoolingAllocationConfig::new();
-        // A Rust wasip2 component instantiates a handful of core modules
-        // (the program and its adapter shims) with one memory and few tables.
         pool.total_component_instances(workers)
-            .total_core_instances(workers * 8)
+            .total_core_instances(workers * CORE_INSTANCES_PER_WORKER)
             .total_memories(workers)
-            .total_tables(workers * 4)
+            .total_tables(workers * TABLES_PER_WORKER)
             .total_stacks(workers)
             .max_memory_size(memory as usize);
         let mut wasm = Config::new();
