@@ -57,3 +57,48 @@ fn guests_dir() -> &'static PathBuf {
 pub fn guest_path(name: &str) -> PathBuf {
     guests_dir().join(format!("{name}.wasm"))
 }
+
+/// The Python examples (`examples/python/NAME/app.py`).
+const PYTHON_GUESTS: [&str; 2] = ["hello", "kmeans"];
+
+/// Path of a Python guest component (`hello`, `kmeans`), built once per
+/// process the way a user builds one: the Python SDK installed with pip into
+/// a virtualenv of its own (which pulls its pinned componentize-py), then
+/// its `burst-py build`.
+pub fn python_guest_path(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let root = workspace_root();
+        let venv = root.join("target").join("python-sdk");
+        let sdk = root.join("guest-sdk-python");
+        let run = |command: &mut Command, what: &str| {
+            let status = command.status().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(status.success(), "{what} failed");
+        };
+        if !venv.join("bin").join("python").exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "creating the SDK's virtualenv");
+        }
+        // Reinstalled every run (quick once its dependencies are there), so
+        // the components hold this checkout's SDK.
+        run(
+            Command::new(venv.join("bin").join("pip")).args(["install", "-q", "--disable-pip-version-check"]).arg(&sdk),
+            "installing the Python SDK",
+        );
+        let out = root.join("target").join("guests").join("python");
+        std::fs::create_dir_all(&out).expect("creating the Python guests' directory");
+        for guest in PYTHON_GUESTS {
+            let app = root.join("examples").join("python").join(guest).join("app.py");
+            run(
+                Command::new(venv.join("bin").join("burst-py"))
+                    .arg("build")
+                    .arg(&app)
+                    .arg("-o")
+                    .arg(out.join(format!("{guest}.wasm"))),
+                &format!("building the Python guest {guest}"),
+            );
+        }
+        out
+    });
+    assert!(PYTHON_GUESTS.contains(&name), "no Python guest {name}");
+    dir.join(format!("{name}.wasm"))
+}
