@@ -58,10 +58,14 @@ pub fn guest_path(name: &str) -> PathBuf {
     guests_dir().join(format!("{name}.wasm"))
 }
 
-/// The Python examples (`examples/python/NAME/app.py`).
-const PYTHON_GUESTS: [&str; 2] = ["hello", "kmeans"];
+/// The Python guests: their names and apps.
+const PYTHON_GUESTS: [(&str, &str); 3] = [
+    ("hello", "examples/python/hello/app.py"),
+    ("kmeans", "examples/python/kmeans/app.py"),
+    ("fixtures", "tests/fixtures/python/app.py"),
+];
 
-/// Path of a Python guest component (`hello`, `kmeans`), built once per
+/// Path of a Python guest component (`hello`, `kmeans`, `fixtures`), built once per
 /// process the way a user builds one: the Python SDK installed with pip into
 /// a virtualenv of its own (which pulls its pinned componentize-py), then
 /// its `burst-py build`.
@@ -86,19 +90,26 @@ pub fn python_guest_path(name: &str) -> PathBuf {
         );
         let out = root.join("target").join("guests").join("python");
         std::fs::create_dir_all(&out).expect("creating the Python guests' directory");
-        for guest in PYTHON_GUESTS {
-            let app = root.join("examples").join("python").join(guest).join("app.py");
-            run(
-                Command::new(venv.join("bin").join("burst-py"))
+        // Side by side: each build is one CPython process for ~10 s.
+        let builds: Vec<_> = PYTHON_GUESTS
+            .iter()
+            .map(|(guest, app)| {
+                let child = Command::new(venv.join("bin").join("burst-py"))
                     .arg("build")
-                    .arg(&app)
+                    .arg(root.join(app))
                     .arg("-o")
-                    .arg(out.join(format!("{guest}.wasm"))),
-                &format!("building the Python guest {guest}"),
-            );
+                    .arg(out.join(format!("{guest}.wasm")))
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("building the Python guest {guest}: {e}"));
+                (guest, child)
+            })
+            .collect();
+        for (guest, mut child) in builds {
+            let status = child.wait().unwrap_or_else(|e| panic!("building the Python guest {guest}: {e}"));
+            assert!(status.success(), "building the Python guest {guest} failed");
         }
         out
     });
-    assert!(PYTHON_GUESTS.contains(&name), "no Python guest {name}");
+    assert!(PYTHON_GUESTS.iter().any(|(guest, _)| *guest == name), "no Python guest {name}");
     dir.join(format!("{name}.wasm"))
 }

@@ -69,10 +69,19 @@ impl Runner {
         self.backend
     }
 
+    /// The runtime the flares run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Loads guest `name` (compiled once, cached in memory by the caller).
     pub fn load(&self, name: &str) -> anyhow::Result<Program> {
-        let path = self.guests.join(format!("{name}.wasm"));
-        let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        self.load_path(&self.guests.join(format!("{name}.wasm")))
+    }
+
+    /// Loads the component at `path`.
+    pub fn load_path(&self, path: &Path) -> anyhow::Result<Program> {
+        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         Ok(self.runtime.load(&wasm, None)?)
     }
 

@@ -20,6 +20,7 @@ mod flares;
 mod overhead;
 mod pagerank;
 mod plot;
+mod python;
 mod report;
 mod startup;
 mod stats;
@@ -55,6 +56,8 @@ enum Experiment {
     Tuning,
     /// Each workload's compute kernel in Wasm against the same source built natively.
     Overhead,
+    /// Python work functions against their Rust twins: build, compile, memory, speed.
+    Python,
 }
 
 /// The evaluation's command line.
@@ -96,6 +99,7 @@ struct Plan {
     terasort: terasort::Sizes,
     tuning: tuning::Sizes,
     overhead: overhead::Sizes,
+    python: python::Sizes,
 }
 
 impl Plan {
@@ -123,6 +127,7 @@ impl Plan {
                     search_rows: 200,
                     kmeans_points: 1_000,
                 },
+                python: python::Sizes { packs: vec![1, 4], kmeans_workers: 2, kmeans_points: 500 },
             },
             Mode::Quick => Self {
                 repeats: 3,
@@ -146,6 +151,7 @@ impl Plan {
                     search_rows: 50_000,
                     kmeans_points: 500_000,
                 },
+                python: python::Sizes { packs: vec![1, 100], kmeans_workers: 4, kmeans_points: 5_000 },
             },
             // Sized so that a full run fits about half an hour on a 2-core
             // machine: collectives at N = 64 over every granularity dominate,
@@ -172,6 +178,7 @@ impl Plan {
                     search_rows: 200_000,
                     kmeans_points: 2_000_000,
                 },
+                python: python::Sizes { packs: vec![1, 100, 1000], kmeans_workers: 4, kmeans_points: 20_000 },
             },
         }
     }
@@ -233,6 +240,7 @@ fn main() -> anyhow::Result<()> {
     let guests = guests::guest_path("hello").parent().context("guest directory")?.to_owned();
     let max_workers = plan.collective_sizes.iter().chain(&plan.tuning.workers).copied().max().unwrap_or(1);
     let max_workers = max_workers.max(plan.pagerank.workers).max(plan.terasort.workers);
+    let max_workers = plan.python.packs.iter().copied().fold(max_workers, u32::max);
     let runner = Runner::new(max_workers, args.backend, guests)?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if wanted(Experiment::Startup) {
@@ -286,6 +294,12 @@ fn main() -> anyhow::Result<()> {
         let section = tokio.block_on(overhead::run(&runner, &plan.overhead, plan.repeats, &bar))?;
         bar.finish_with_message("done");
         report.add("overhead", section)?;
+    }
+    if wanted(Experiment::Python) {
+        let bar = bar(python::runs(&plan.python, plan.repeats), "python");
+        let section = tokio.block_on(python::run(&runner, &plan.python, plan.repeats, report.dir(), &bar))?;
+        bar.finish_with_message("done");
+        report.add("python", section)?;
     }
     let path = report.finish()?;
     println!("wrote {}", path.display());

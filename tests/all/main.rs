@@ -23,6 +23,7 @@ mod netns;
 mod openapi;
 mod primitives;
 mod programs;
+mod python;
 mod semantics;
 mod service;
 mod tenants;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[path = "../guests.rs"]
 mod guests;
-pub use guests::guest_path;
+pub use guests::{guest_path, python_guest_path, workspace_root};
 
 pub fn runtime() -> &'static Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();

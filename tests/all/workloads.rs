@@ -8,7 +8,7 @@ mod kmeans;
 mod pagerank;
 mod terasort;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -55,14 +55,19 @@ impl Stream {
 
 /// The workload guest `name`, loaded once per test process.
 pub fn workload(name: &'static str) -> &'static Program {
-    static PROGRAMS: OnceLock<std::sync::Mutex<Vec<(&'static str, &'static Program)>>> = OnceLock::new();
+    program_at(guest_path(name))
+}
+
+/// The component at `path`, loaded once per test process.
+pub fn program_at(path: PathBuf) -> &'static Program {
+    static PROGRAMS: OnceLock<std::sync::Mutex<Vec<(PathBuf, &'static Program)>>> = OnceLock::new();
     let mut loaded = PROGRAMS.get_or_init(Default::default).lock().expect("not poisoned");
-    if let Some((_, program)) = loaded.iter().find(|(n, _)| *n == name) {
+    if let Some((_, program)) = loaded.iter().find(|(p, _)| *p == path) {
         return program;
     }
-    let wasm = std::fs::read(guest_path(name)).expect("the guest was built");
+    let wasm = std::fs::read(&path).expect("the guest was built");
     let program: &'static Program = Box::leak(Box::new(runtime().load(&wasm, None).expect("the guest loads")));
-    loaded.push((name, program));
+    loaded.push((path, program));
     program
 }
 
@@ -76,12 +81,14 @@ pub struct Run<'a> {
     pub data: Option<&'a Path>,
     /// Seen by the workers as `/out`.
     pub output: Option<&'a Path>,
+    /// When the flare fails with a deadline error.
+    pub deadline: Duration,
 }
 
 impl Run<'_> {
     /// A flare of `workers` in packs of `granularity`, in memory, no files.
     pub fn new(workers: u32, granularity: u32) -> Self {
-        Self { workers, granularity, broker: None, data: None, output: None }
+        Self { workers, granularity, broker: None, data: None, output: None, deadline: DEADLINE }
     }
 
     /// Runs `program` with the same `input` on every worker; through a
@@ -90,13 +97,13 @@ impl Run<'_> {
         let layout = Arc::new(PackLayout::homogeneous(self.workers, self.granularity).expect("valid layout"));
         let input = Bytes::from(serde_json::to_vec(input).expect("JSON"));
         let flare_id = unique_flare_id("workload");
-        let mut spec = FlareSpec::new(flare_id, Arc::clone(&layout), vec![input; self.workers as usize], DEADLINE);
+        let mut spec = FlareSpec::new(flare_id, Arc::clone(&layout), vec![input; self.workers as usize], self.deadline);
         spec.read_only_dir = self.data.map(Path::to_owned);
         spec.output = self.output.map(|dir| OutputDir::new(dir, DEFAULT_OUTPUT_QUOTA));
         let Some(kind) = self.broker else {
             return burst_host::run_flare(runtime(), program, &spec).await.expect("the spec is valid");
         };
-        let options = options(kind, kind.default_url(), 1 << 20, DEADLINE);
+        let options = options(kind, kind.default_url(), 1 << 20, self.deadline);
         let mut backends = Vec::new();
         for pack in 0..layout.pack_count() {
             backends.push(comm::connect(&options, &spec.flare_id, pack, layout.pack_count()).await.expect("connects"));
