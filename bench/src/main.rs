@@ -174,7 +174,7 @@ impl Plan {
                 },
                 overhead: overhead::Sizes {
                     pagerank_nodes: 1_000_000,
-                    terasort_records: 2_000_000,
+                    terasort_records: 1_000_000,
                     search_rows: 200_000,
                     kmeans_points: 2_000_000,
                 },
