@@ -41,6 +41,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::flares::{Backend, Runner};
 use crate::report::{Machine, Report};
 
+/// The allocator `burst` runs with (`controller/src/main.rs`): the
+/// in-process experiments measure the host's buffers as the binary
+/// allocates them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Which experiments to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Experiment {

@@ -6,6 +6,11 @@ use serde_json::Value;
 #[path = "../../../tests/guests.rs"]
 pub mod guests;
 
+/// The allocator `burst` runs with (`controller/src/main.rs`), so that a
+/// benchmark measures the host's buffers as the binary allocates them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The median of `values` (the upper one of an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
