@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 #[path = "../../../tests/guests.rs"]
+#[allow(dead_code, reason = "shared with the tests; no benchmark builds the Python guests")]
 pub mod guests;
 
 /// The allocator `burst` runs with (`controller/src/main.rs`), so that a
