@@ -30,6 +30,8 @@ WORLD = "worker"
 #: from any module an app is likely to have).
 ENTRY = "burst_entry"
 WIT = Path(__file__).resolve().parent / "wit"
+#: Longest a build may take (one takes ~10 s; a hung one must not hang CI).
+BUILD_TIMEOUT_SECONDS = 600
 
 
 class BuildError(Exception):
@@ -84,7 +86,12 @@ def build(app: Path, output: Path, paths: Sequence[Path] = ()) -> float:
         # componentize-py adds the site-packages of an active virtualenv;
         # this one's is not the app's, so it is left out.
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        finished = subprocess.run(command, env=env, cwd=staging, capture_output=True, text=True)
+        try:
+            finished = subprocess.run(
+                command, env=env, cwd=staging, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS
+            )
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"componentize-py did not finish {app} within {BUILD_TIMEOUT_SECONDS} s") from None
         if finished.returncode != 0:
             raise BuildError(f"componentize-py failed on {app}:\n{finished.stdout}{finished.stderr}".rstrip())
     return time.monotonic() - started

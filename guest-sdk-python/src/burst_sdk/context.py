@@ -71,12 +71,13 @@ def _complete(index: int, length: int, first: bytes) -> bytes:
     """Result ``index`` of the last ``-first`` call, of ``length`` bytes, whose
     first piece is ``first``: the rest is read piece by piece while it arrives,
     so a large message from another pack is never whole in the host."""
-    if len(first) == length:
-        return first
-    message = bytearray(first)
-    while len(message) < length:
-        message += _call(comm.recv_more, index)
-    return bytes(message)
+    pieces, received = [first], len(first)
+    while received < length:
+        piece = _call(comm.recv_more, index)
+        pieces.append(piece)
+        received += len(piece)
+    # One copy into the message, however many pieces came.
+    return first if len(pieces) == 1 else b"".join(pieces)
 
 
 def _check_user_tag(tag: int) -> None:
