@@ -7,10 +7,12 @@
 //! the JSON the SDK produced; an output that is not JSON is kept as a
 //! string, so a result is always printable.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use burst_host::{ByteCounts, Failure, FailureKind, FlareResult};
+use burst_host::comm::{CommTime, Primitive};
+use burst_host::{ByteCounts, Failure, FailureKind, FlareResult, PackTraffic};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -26,6 +28,34 @@ fn failure_kind_schema() -> utoipa::openapi::Object {
         .schema_type(utoipa::openapi::schema::Type::String)
         .enum_values(Some(FailureKind::ALL.map(FailureKind::as_str)))
         .description(Some("Why the worker failed"))
+        .build()
+}
+
+/// The schema of the `traffic` lists: what each pack received, by pack.
+fn traffic_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let count = |description: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .description(Some(description))
+            .build()
+    };
+    let pack = ObjectBuilder::new()
+        .property("pack_id", count("The receiving pack"))
+        .required("pack_id")
+        .property(
+            "from",
+            ArrayBuilder::new().items(count("Bytes from one pack")).description(Some(
+                "Payload bytes received from each pack, by pack id; the pack's own entry is what moved inside it",
+            )),
+        )
+        .required("from")
+        .build();
+    ArrayBuilder::new()
+        .items(pack)
+        .description(Some("What each pack received, by source pack; empty for flares of more than 128 packs"))
         .build()
 }
 
@@ -50,10 +80,29 @@ pub struct WorkerDoc {
     /// The host that ran its pack (controller results only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// When `work` was entered, in microseconds since the Unix epoch.
+    /// When its host began to set it up, in microseconds since the Unix
+    /// epoch.
+    #[serde(default)]
+    pub placed_us: u64,
+    /// When its component was instantiated (0 if it never was); it then
+    /// waited for the rest of its pack.
+    #[serde(default)]
+    pub instantiated_us: u64,
+    /// When `work` was entered.
     pub start_us: u64,
     /// When it returned or was stopped.
     pub end_us: u64,
+    /// Microseconds it spent inside comm calls.
+    #[serde(default)]
+    pub comm_us: u64,
+    /// Comm calls it made.
+    #[serde(default)]
+    pub comm_calls: u64,
+    /// When it was inside comm calls: `[begin, end]` in microseconds after
+    /// `start_us`, sorted and disjoint, at most 256 (short gaps between
+    /// calls merged to keep within that).
+    #[serde(default)]
+    pub comm_spans: Vec<[u64; 2]>,
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WorkerError>,
@@ -88,6 +137,13 @@ pub struct PackReport {
     /// Payload bytes these packs moved.
     #[schema(value_type = Object)]
     pub bytes: ByteCounts,
+    /// What each of these packs received, by source pack.
+    #[serde(default)]
+    #[schema(schema_with = traffic_schema)]
+    pub traffic: Vec<PackTraffic>,
+    /// Comm calls their workers made, by primitive (only those made).
+    #[serde(default)]
+    pub calls: BTreeMap<String, u64>,
     /// The failure these packs saw first, if any.
     #[schema(value_type = Option<Object>)]
     pub failure: Option<Failure>,
@@ -103,8 +159,13 @@ impl PackReport {
                 worker_id: w.worker_id,
                 pack_id: w.pack_id,
                 host: None,
+                placed_us: w.placed_us,
+                instantiated_us: w.instantiated_us,
                 start_us: w.start_us,
                 end_us: w.end_us,
+                comm_us: w.comm.total_us,
+                comm_calls: w.comm.call_count(),
+                comm_spans: spans_after(&w.comm, w.start_us),
                 error: w.outcome.as_ref().err().map(|f| WorkerError { kind: f.kind, message: f.message.clone() }),
                 stdout: text(&w.stdout),
                 stderr: text(&w.stderr),
@@ -119,6 +180,8 @@ impl PackReport {
             workers,
             outputs,
             bytes: result.bytes,
+            traffic: result.traffic.clone(),
+            calls: calls_of(result.workers.iter().map(|w| &w.comm)),
             failure: result.failure.clone(),
         }
     }
@@ -130,6 +193,8 @@ impl PackReport {
             workers: Vec::new(),
             outputs: Vec::new(),
             bytes: ByteCounts::default(),
+            traffic: Vec::new(),
+            calls: BTreeMap::new(),
             failure: Some(failure),
         }
     }
@@ -157,6 +222,14 @@ pub struct ResultDoc {
     /// (`remote`) and frame headers around them (`framing`).
     #[schema(value_type = Object)]
     pub bytes: ByteCounts,
+    /// What each pack received, by source pack, in pack order: the
+    /// pack-to-pack traffic matrix by column.
+    #[serde(default)]
+    #[schema(schema_with = traffic_schema)]
+    pub traffic: Vec<PackTraffic>,
+    /// Comm calls of every worker, by primitive (only those made).
+    #[serde(default)]
+    pub calls: BTreeMap<String, u64>,
     /// The earliest failure: which worker (if one is to blame), what kind,
     /// why, when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,8 +248,15 @@ impl ResultDoc {
         let mut bytes = ByteCounts::default();
         let mut failure: Option<Failure> = None;
         let mut rows = Vec::new();
+        let mut traffic = Vec::new();
+        let mut calls = BTreeMap::new();
         for report in reports {
             bytes += report.bytes;
+            traffic.extend(report.traffic);
+            for (primitive, count) in report.calls {
+                let sum: &mut u64 = calls.entry(primitive).or_insert(0);
+                *sum = sum.saturating_add(count);
+            }
             if let Some(candidate) = report.failure {
                 failure = Some(match failure {
                     Some(current) if current.at_us <= candidate.at_us => current,
@@ -197,6 +277,7 @@ impl ResultDoc {
             })
         });
         let (workers, outputs) = rows.into_iter().unzip();
+        traffic.sort_by_key(|pack: &PackTraffic| pack.pack_id);
         Self {
             flare_id: flare_id.to_owned(),
             burst_size,
@@ -205,6 +286,8 @@ impl ResultDoc {
             outputs,
             workers,
             bytes,
+            traffic,
+            calls,
             failure,
             placement: None,
         }
@@ -275,6 +358,22 @@ impl Report {
     pub fn summary(&self) -> String {
         self.doc.summary(self.elapsed)
     }
+}
+
+/// A worker's comm spans as offsets after it entered `work`.
+fn spans_after(comm: &CommTime, start_us: u64) -> Vec<[u64; 2]> {
+    comm.spans.iter().map(|&(begin, end)| [begin.saturating_sub(start_us), end.saturating_sub(start_us)]).collect()
+}
+
+/// The calls of `workers`, by primitive name, leaving out those not made.
+fn calls_of<'a>(workers: impl Iterator<Item = &'a CommTime>) -> BTreeMap<String, u64> {
+    let mut total = [0u64; Primitive::COUNT];
+    for comm in workers {
+        for (sum, count) in total.iter_mut().zip(comm.calls) {
+            *sum += count;
+        }
+    }
+    Primitive::ALL.into_iter().zip(total).filter(|&(_, n)| n > 0).map(|(p, n)| (p.name().to_owned(), n)).collect()
 }
 
 fn output_json(bytes: &[u8]) -> Value {

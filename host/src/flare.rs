@@ -33,7 +33,8 @@ use crate::engine::{Dirs, OutputDir};
 use crate::limits::Exceeded;
 use crate::result::now_us;
 use crate::{
-    ByteCounts, Failure, FailureKind, FlareResult, LimitError, Limits, PackLayout, Program, Runtime, WorkerResult,
+    ByteCounts, Failure, FailureKind, FlareResult, LimitError, Limits, PackLayout, PackTraffic, Program, Runtime,
+    WorkerResult,
 };
 
 /// How long a worker may keep running after its flare failed before it is
@@ -165,16 +166,18 @@ pub async fn run_flare_over(
         flare_id: spec.flare_id.clone(),
         workers: Vec::new(),
         bytes: ByteCounts::default(),
+        traffic: Vec::new(),
         failure: None,
     };
     // Together: a pack finishes only once it has heard from every other.
     let finished = join_all(running.into_iter().map(RunningPack::finish)).await;
     let mut packs = Vec::with_capacity(finished.len());
-    for (workers, bytes, failure, pack) in finished {
-        result.workers.extend(workers);
-        result.bytes += bytes;
-        result.failure = earliest(result.failure, failure);
-        packs.push(pack);
+    for pack in finished {
+        result.workers.extend(pack.workers);
+        result.bytes += pack.bytes;
+        result.traffic.extend(pack.traffic);
+        result.failure = earliest(result.failure, pack.failure);
+        packs.push(pack.pack);
     }
     // Closed only now: a pack that failed may have told packs that had
     // already finished, and what it told them must go too.
@@ -202,10 +205,16 @@ pub async fn run_pack(
         return Err(SpecError::NoSuchPack { pack_id, pack_count });
     }
     let deadline = Instant::now() + spec.deadline;
-    let (workers, bytes, failure, pack) = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
-    pack.settle().await;
-    pack.close().await;
-    Ok(FlareResult { flare_id: spec.flare_id.clone(), workers, bytes, failure })
+    let finished = start_pack(runtime, program, spec, pack_id, backend, deadline).finish().await;
+    finished.pack.settle().await;
+    finished.pack.close().await;
+    Ok(FlareResult {
+        flare_id: spec.flare_id.clone(),
+        workers: finished.workers,
+        bytes: finished.bytes,
+        traffic: finished.traffic.into_iter().collect(),
+        failure: finished.failure,
+    })
 }
 
 fn check_spec(runtime: &Runtime, spec: &FlareSpec) -> Result<(), SpecError> {
@@ -232,6 +241,16 @@ fn earliest(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
         (Some(a), Some(b)) => Some(if b.at_us < a.at_us { b } else { a }),
         (a, b) => a.or(b),
     }
+}
+
+/// What a pack left once its workers are done.
+struct FinishedPack {
+    workers: Vec<WorkerResult>,
+    bytes: ByteCounts,
+    traffic: Option<PackTraffic>,
+    failure: Option<Failure>,
+    /// To close once the flare is over.
+    pack: Arc<PackComm>,
 }
 
 struct RunningPack {
@@ -297,10 +316,8 @@ fn start_pack(
 
 impl RunningPack {
     /// Waits for every worker, then for the other packs to finish (see
-    /// [`PackComm::conclude`]); returns the workers' results, the pack's
-    /// byte counts and failure, and the pack (to close once the flare is
-    /// over).
-    async fn finish(self) -> (Vec<WorkerResult>, ByteCounts, Option<Failure>, Arc<PackComm>) {
+    /// [`PackComm::conclude`]).
+    async fn finish(self) -> FinishedPack {
         let mut results = Vec::with_capacity(self.workers.len());
         for (worker_id, task) in self.workers {
             let result = task.await.unwrap_or_else(|error| {
@@ -315,8 +332,13 @@ impl RunningPack {
         self.pack.conclude().await;
         self.pump.abort();
         self.watch.abort();
-        let (bytes, failure) = (self.pack.bytes(), self.pack.failure().cloned());
-        (results, bytes, failure, self.pack)
+        FinishedPack {
+            workers: results,
+            bytes: self.pack.bytes(),
+            traffic: self.pack.traffic(),
+            failure: self.pack.failure().cloned(),
+            pack: self.pack,
+        }
     }
 }
 
@@ -338,7 +360,9 @@ async fn run_worker(
     let watched = Arc::clone(&comm);
     // Instantiation counts as part of starting: `start_us` is when `work`
     // is entered.
-    let start_us = AtomicU64::new(now_us());
+    let placed_us = now_us();
+    let instantiated_us = AtomicU64::new(0);
+    let start_us = AtomicU64::new(placed_us);
     let (mut store, output) = match runtime.new_store(comm, &sandbox.limits, &sandbox.dirs) {
         Ok(store) => store,
         Err(error) => {
@@ -356,6 +380,7 @@ async fn run_worker(
             };
             Failure::new(Some(worker_id), kind, format!("{e:#}"))
         })?;
+        instantiated_us.store(now_us(), Ordering::Relaxed);
         if !pack.ready_to_start().await {
             return Err(Failure::new(Some(worker_id), FailureKind::Cancelled, pack.cancellation_error().to_string()));
         }
@@ -391,8 +416,11 @@ async fn run_worker(
     WorkerResult {
         worker_id,
         pack_id: pack.pack_id(),
+        placed_us,
+        instantiated_us: instantiated_us.into_inner(),
         start_us: start_us.into_inner(),
         end_us,
+        comm: watched.comm_time(),
         outcome,
         stdout,
         stderr,

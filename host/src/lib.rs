@@ -31,5 +31,5 @@ pub use flare::{FlareSpec, SpecError, run_flare, run_flare_over, run_pack};
 pub use layout::{LayoutError, PackLayout, PackRange};
 pub use limits::{LimitError, Limits};
 pub use program::{LoadError, Program, write_atomically};
-pub use result::{ByteCounts, Failure, FailureKind, FlareResult, WorkerResult};
+pub use result::{ByteCounts, Failure, FailureKind, FlareResult, MAX_TRAFFIC_PACKS, PackTraffic, WorkerResult};
 pub use tokio_util::sync::CancellationToken;

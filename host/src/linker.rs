@@ -21,7 +21,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
 
 use crate::bindings::WitCommError;
-use crate::comm::Payload;
+use crate::comm::{Payload, Primitive};
 use crate::engine::WorkerState;
 use crate::{Dtype, ReduceOp};
 
@@ -29,15 +29,17 @@ type CommResult<T> = Result<T, WitCommError>;
 
 /// Links one async comm function: `$name`, its parameter tuple, and the
 /// `WorkerComm` call that answers it, which may borrow the guest's memory
-/// through `$store` for as long as it runs.
+/// through `$store` for as long as it runs. The call's time is recorded
+/// for the results (`Primitive`).
 macro_rules! link {
     ($instance:ident, $name:literal, |$store:ident, $comm:ident, ($($arg:ident),*): $params:ty| -> $ret:ty {
         $call:expr
     }) => {
-        $instance.func_wrap_async($name, |$store: StoreContextMut<'_, WorkerState>, ($($arg,)*): $params| {
+        let primitive = Primitive::of_function($name);
+        $instance.func_wrap_async($name, move |$store: StoreContextMut<'_, WorkerState>, ($($arg,)*): $params| {
             let $comm = std::sync::Arc::clone(&$store.data().comm);
             Box::new(async move {
-                let _in_call = $comm.enter_call();
+                let _in_call = $comm.enter_call(primitive);
                 let result: CommResult<$ret> = $call.await.map_err(WitCommError::from);
                 Ok((result,))
             })

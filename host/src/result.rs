@@ -9,6 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::comm::CommTime;
+
+/// Flares of more packs than this record no pack-to-pack traffic (a
+/// matrix of their packs would be too large to send and to read).
+pub const MAX_TRAFFIC_PACKS: u32 = 128;
+
 /// Why a worker (and so its flare) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,10 +108,18 @@ pub struct WorkerResult {
     pub worker_id: u32,
     /// The pack it ran in.
     pub pack_id: u32,
-    /// When `work` was entered, in microseconds since the Unix epoch.
+    /// When its host began to set it up, in microseconds since the Unix
+    /// epoch.
+    pub placed_us: u64,
+    /// When its component was instantiated (0 if it never was); it then
+    /// waits for the rest of its pack.
+    pub instantiated_us: u64,
+    /// When `work` was entered.
     pub start_us: u64,
     /// When it returned (or was stopped).
     pub end_us: u64,
+    /// Its time in comm calls.
+    pub comm: CommTime,
     /// The bytes `work` returned, or why it failed.
     pub outcome: Result<Bytes, Failure>,
     /// What the guest wrote to stdout, up to the capture limit.
@@ -125,8 +139,11 @@ impl WorkerResult {
         Self {
             worker_id,
             pack_id,
+            placed_us: now,
+            instantiated_us: 0,
             start_us: now,
             end_us: now,
+            comm: CommTime::default(),
             outcome: Err(failure),
             stdout: Bytes::new(),
             stderr: Bytes::new(),
@@ -152,12 +169,23 @@ pub struct ByteCounts {
 }
 
 impl std::ops::AddAssign for ByteCounts {
+    /// Saturating: counts may come from a report of another host.
     fn add_assign(&mut self, other: Self) {
-        self.local += other.local;
-        self.remote += other.remote;
-        self.framing += other.framing;
-        self.written += other.written;
+        self.local = self.local.saturating_add(other.local);
+        self.remote = self.remote.saturating_add(other.remote);
+        self.framing = self.framing.saturating_add(other.framing);
+        self.written = self.written.saturating_add(other.written);
     }
+}
+
+/// What one pack received, by the pack it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackTraffic {
+    /// The receiving pack.
+    pub pack_id: u32,
+    /// Payload bytes it received from each pack of the flare, by pack id;
+    /// its own entry is what moved inside it, through memory.
+    pub from: Vec<u64>,
 }
 
 /// The outcome of a flare (or of the packs of it that ran here).
@@ -169,6 +197,9 @@ pub struct FlareResult {
     pub workers: Vec<WorkerResult>,
     /// Payload bytes moved.
     pub bytes: ByteCounts,
+    /// What each pack that ran received, by source pack, in pack order
+    /// (empty above [`MAX_TRAFFIC_PACKS`] packs).
+    pub traffic: Vec<PackTraffic>,
     /// The failure that failed the flare (the earliest), if any.
     pub failure: Option<Failure>,
 }

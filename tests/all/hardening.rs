@@ -200,9 +200,29 @@ async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
         let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &report(workers)).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_report")), "{body}");
     }
+    // The right workers, with records that do not fit the flare's one pack.
+    let every = serde_json::json!([worker(0), worker(1), worker(2), worker(3)]);
+    let with = |records: serde_json::Value| {
+        let mut forged = report(every.clone());
+        for (key, value) in records.as_object().expect("an object") {
+            forged["reports"][0][key] = value.clone();
+        }
+        forged
+    };
+    let mut many_spans = report(every.clone());
+    many_spans["reports"][0]["workers"][0]["comm_spans"] = (0..257u64).map(|i| [2 * i, 2 * i + 1]).collect();
+    for (forged, what) in [
+        (with(serde_json::json!({"traffic": [{"pack_id": 0, "from": [1, 2]}]})), "a matrix of two packs"),
+        (with(serde_json::json!({"traffic": [{"pack_id": 1, "from": [1]}]})), "a pack the flare lacks"),
+        (with(serde_json::json!({"traffic": [{"pack_id": 0, "from": [1]}, {"pack_id": 0, "from": [1]}]})), "twice"),
+        (with(serde_json::json!({"calls": {"fork": 1}})), "a call of no primitive"),
+        (many_spans, "257 comm spans"),
+    ] {
+        let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &forged).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_report")), "{what}: {body}");
+    }
     let (_, doc) = tenant.get(&format!("/v1/flares/{flare_id}")).await;
     assert_eq!(doc["status"], "running", "forged reports changed nothing: {doc}");
-    let every = serde_json::json!([worker(0), worker(1), worker(2), worker(3)]);
     let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &report(every)).await;
     assert_eq!(status, 204, "{body}");
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use burst_host::result::now_us;
 use burst_host::{CancellationToken, Failure, FailureKind, Limits, OutputDir};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use super::admission::{self, Decision, HostSlots, Shape};
 use super::programs::Programs;
@@ -50,6 +50,9 @@ pub const EMBEDDED_HOST: &str = "local";
 /// A dataset named `flare/ID` is the output directory of finished flare
 /// `ID`, kept in the store: only the embedded host has it.
 pub const FLARE_OUTPUTS_DATASET: &str = "flare/";
+
+/// Changes a follower may fall behind by before it is told to catch up.
+const CHANGE_BACKLOG: usize = 1024;
 
 /// How long after its deadline a running flare may wait for its hosts'
 /// reports before it fails: covers a host's connect and report round trip.
@@ -182,6 +185,9 @@ pub struct Cluster {
     programs: Arc<Programs>,
     config: ClusterConfig,
     next_flare: AtomicU64,
+    /// The ids of flares whose state changed, for those who follow them
+    /// live.
+    changes: broadcast::Sender<Arc<str>>,
 }
 
 impl Cluster {
@@ -198,7 +204,25 @@ impl Cluster {
                 remote: None,
             });
         }
-        Arc::new(Self { state: Mutex::new(state), store, programs, config, next_flare: AtomicU64::new(0) })
+        Arc::new(Self {
+            state: Mutex::new(state),
+            store,
+            programs,
+            config,
+            next_flare: AtomicU64::new(0),
+            changes: broadcast::Sender::new(CHANGE_BACKLOG),
+        })
+    }
+
+    /// The id of every flare that is created, starts, progresses or ends
+    /// from now on.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<str>> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, flare_id: &str) {
+        // Nobody may be following; that is no error.
+        let _ = self.changes.send(flare_id.into());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -265,6 +289,7 @@ impl Cluster {
             _ => state.queue.push(&tenant, id.clone()),
         }
         let now = state.live.get(&id).map_or(FlareStatus::Failed, |live| *live.status.borrow());
+        self.changed(&id);
         Ok((now, watch))
     }
 
@@ -363,6 +388,7 @@ impl Cluster {
             }
         }
         tracing::info!(flare_id = id, "flare started");
+        self.changed(id);
     }
 
     fn run_embedded(self: &Arc<Self>, assignment: Assignment, output: Option<OutputDir>, cancel: CancellationToken) {
@@ -430,6 +456,7 @@ impl Cluster {
         }
         tracing::info!(flare_id = id, status = result.status.as_str(), "flare finished");
         live.status.send_replace(result.status);
+        self.changed(id);
     }
 
     /// Starts queued flares in turn order while the one whose turn it is
@@ -477,6 +504,19 @@ impl Cluster {
             return Ok(Some(live.job.record.clone()));
         }
         self.store.flare(flare_id)
+    }
+
+    /// The queued and running flares of `tenant`, oldest first.
+    pub fn live_flares(&self, tenant: &str) -> Vec<FlareDoc> {
+        let state = self.lock();
+        let mut docs: Vec<FlareDoc> = state
+            .live
+            .values()
+            .filter(|live| live.job.record.tenant == tenant)
+            .map(|live| live.job.record.doc.clone())
+            .collect();
+        docs.sort_by(|a, b| a.flare_id.cmp(&b.flare_id));
+        docs
     }
 
     /// A watch of a live flare's status; `None` once it has finished.

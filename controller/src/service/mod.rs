@@ -1,9 +1,10 @@
 //! `burst serve`: the controller, an axum service with an embedded host.
 //!
-//! Routes are declared once with their OpenAPI annotations
-//! (`utoipa-axum`), so `/openapi.json` lists exactly the routes served.
-//! Handlers live by resource: [`definitions`], [`flares`], [`hosts`]
-//! (health and the host-daemon routes). State: the [`store::Store`] that
+//! API routes are declared once with their OpenAPI annotations
+//! (`utoipa-axum`), so `/openapi.json` lists exactly the API routes served;
+//! the [`dashboard`]'s page and modules are served beside them. Handlers
+//! live by resource: [`definitions`], [`flares`] (and their live
+//! [`events`]), [`hosts`] (health and the host-daemon routes). State: the [`store::Store`] that
 //! survives restarts, the compiled [`programs::Programs`], and the
 //! [`cluster::Cluster`] of hosts, queue and live flares; a maintenance task
 //! marks silent hosts down and prunes results past their retention.
@@ -11,8 +12,10 @@
 mod admission;
 mod auth;
 mod cluster;
+mod dashboard;
 mod definitions;
 mod error;
+mod events;
 mod flares;
 mod hosts;
 mod idempotency;
@@ -35,7 +38,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use burst_host::result::now_us;
-use burst_host::{Failure, FailureKind, LimitError, Limits, Runtime, RuntimeConfig};
+use burst_host::{CancellationToken, Failure, FailureKind, LimitError, Limits, Runtime, RuntimeConfig};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -57,6 +60,10 @@ pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 /// Largest request body of the upload route: a component at its cap, plus
 /// multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = (64 << 20) + (1 << 20);
+
+/// Largest request body of a host's report: every worker's captured output
+/// (and comm spans) of its packs of one flare.
+pub const MAX_REPORT_BYTES: usize = 64 << 20;
 
 /// Largest request body of every other route (JSON documents).
 pub const MAX_JSON_BYTES: usize = 1 << 20;
@@ -135,6 +142,9 @@ pub struct Service {
     /// Which tenants may read which datasets.
     dataset_grants: DatasetGrants,
     openapi: OnceLock<String>,
+    /// Cancelled when the service begins to shut down, ending what would
+    /// otherwise stay open (event streams).
+    stopping: CancellationToken,
 }
 
 impl Service {
@@ -238,16 +248,18 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
         .routes(routes!(openapi_json))
         .routes(routes!(definitions::list_definitions))
         .routes(routes!(flares::create_flare, flares::list_flares))
+        .routes(routes!(events::flare_events))
         .routes(routes!(flares::get_flare, flares::cancel_flare))
         .routes(routes!(flares::get_results))
         .routes(routes!(outputs::list_outputs))
         .routes(routes!(outputs::get_output))
         .routes(routes!(hosts::register))
         .routes(routes!(hosts::poll))
-        .routes(routes!(hosts::report))
         .routes(routes!(hosts::component))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .merge(uploads)
+        // Read only after the host's own credential was checked.
+        .merge(OpenApiRouter::new().routes(routes!(hosts::report)).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)))
         // An output upload is bounded by its flare's quota, not by a body
         // limit.
         .merge(OpenApiRouter::new().routes(routes!(outputs::upload_output)).layer(DefaultBodyLimit::disable()))
@@ -255,6 +267,8 @@ fn router(service: Arc<Service>) -> anyhow::Result<Router> {
     let json = api.to_pretty_json().context("writing the OpenAPI document")?;
     let _ = service.openapi.set(json);
     Ok(router
+        .route("/", axum::routing::get(dashboard::index))
+        .route("/dashboard/{file}", axum::routing::get(dashboard::asset))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&service), authenticate))
@@ -317,7 +331,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         host_timeout: config.host_timeout,
         dataset_grants: config.dataset_grants.clone(),
         openapi: OnceLock::new(),
+        stopping: CancellationToken::new(),
     });
+    let stopping = service.stopping.clone();
     let app = router(service)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -325,7 +341,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // Tests and scripts read the address from this line (port 0 picks one).
     println!("burst serve: listening on http://{}", listener.local_addr()?);
     let maintenance = tokio::spawn(maintain(cluster, store, config.retention));
-    listen::serve(listener, app, shutdown_signal()).await;
+    listen::serve(listener, app, async move {
+        shutdown_signal().await;
+        stopping.cancel();
+    })
+    .await;
     maintenance.abort();
     Ok(())
 }

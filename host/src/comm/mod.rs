@@ -25,6 +25,7 @@ pub mod plan;
 pub mod rabbitmq;
 pub mod redis;
 mod reduce;
+pub mod timeline;
 mod unread;
 mod worker;
 
@@ -39,4 +40,5 @@ pub use pack::{CLEANUP_TIMEOUT, CONCLUDE_SLACK, PackComm};
 pub use rabbitmq::RabbitBackend;
 pub use redis::RedisBackend;
 pub use reduce::{ReduceError, fold};
+pub use timeline::{CommTime, MAX_COMM_SPANS, Primitive};
 pub use worker::{MAX_CHANNELS, WorkerComm};

@@ -24,7 +24,7 @@ use super::message::{Incomplete, Message, Payload, Reading, SharedMessage};
 use super::{
     Account, Backend, BackendError, CommError, Delivered, EVERY_PACK, Envelope, Inbound, Kind, Mailbox, Take, within,
 };
-use crate::{ByteCounts, Failure, FailureKind, Limits, PackLayout, PackRange};
+use crate::{ByteCounts, Failure, FailureKind, Limits, MAX_TRAFFIC_PACKS, PackLayout, PackRange, PackTraffic};
 
 /// How long telling the other packs of a failure, and deleting what the
 /// pack holds in the broker, may each take once the workers have ended: a
@@ -64,6 +64,9 @@ pub struct PackComm {
     failure: OnceLock<Failure>,
     local_bytes: AtomicU64,
     remote_bytes: AtomicU64,
+    /// Payload bytes read from each other pack's workers, when the flare
+    /// has at most [`MAX_TRAFFIC_PACKS`] packs (else empty).
+    received_from: Box<[AtomicU64]>,
     start_gate: Barrier,
     abort_task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -107,6 +110,11 @@ impl PackComm {
             failure: OnceLock::new(),
             local_bytes: AtomicU64::new(0),
             remote_bytes: AtomicU64::new(0),
+            received_from: if layout.pack_count() <= MAX_TRAFFIC_PACKS {
+                (0..layout.pack_count()).map(|_| AtomicU64::new(0)).collect()
+            } else {
+                Box::default()
+            },
             start_gate: Barrier::new(layout.pack(pack_id).count as usize),
             abort_task: Mutex::default(),
         })
@@ -145,6 +153,18 @@ impl PackComm {
             framing: self.backend.framing_bytes(),
             written: self.backend.written_bytes(),
         }
+    }
+
+    /// The bytes this pack received from each pack of the flare, its own
+    /// entry being what moved inside it; `None` when the flare has more
+    /// than [`MAX_TRAFFIC_PACKS`] packs.
+    pub fn traffic(&self) -> Option<PackTraffic> {
+        if self.received_from.is_empty() {
+            return None;
+        }
+        let mut from: Vec<u64> = self.received_from.iter().map(|bytes| bytes.load(Ordering::Relaxed)).collect();
+        from[self.pack_id as usize] = self.local_bytes.load(Ordering::Relaxed);
+        Some(PackTraffic { pack_id: self.pack_id, from })
     }
 
     /// The first failure of the flare seen by this pack.
@@ -426,6 +446,11 @@ impl PackComm {
                         return;
                     }
                     self.remote_bytes.fetch_add(message.len(), Ordering::Relaxed);
+                    // `check_inbound` vouched for the source.
+                    let from = self.layout.pack_of(envelope.source) as usize;
+                    if let Some(bytes) = self.received_from.get(from) {
+                        bytes.fetch_add(message.len(), Ordering::Relaxed);
+                    }
                     if self.deliver(envelope, message).is_err() {
                         return;
                     }

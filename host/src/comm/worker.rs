@@ -25,9 +25,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::message::{Message, Payload, Reading};
+use super::timeline::{CommTime, Primitive};
 use super::unread::Unread;
 use super::{CommError, Envelope, Kind, PackComm};
 use crate::bindings::{BurstInfo, WitPackRange};
+use crate::result::now_us;
 
 mod rounds;
 
@@ -72,14 +74,24 @@ pub struct WorkerComm {
     /// What `recv-more` continues.
     unread: Unread,
     in_call: AtomicBool,
+    /// Its time in calls so far; locked twice per call, only by this
+    /// worker's own calls, so never contended.
+    time: Mutex<CommTime>,
 }
 
-/// Marks its worker as inside a comm call until dropped.
-pub(crate) struct InCall<'a>(&'a AtomicBool);
+/// Marks its worker as inside a comm call until dropped, and then records
+/// the call.
+pub(crate) struct InCall<'a> {
+    comm: &'a WorkerComm,
+    primitive: Option<Primitive>,
+    begin_us: u64,
+}
 
 impl Drop for InCall<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.comm.in_call.store(false, Ordering::Relaxed);
+        let mut time = self.comm.time.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        time.record(self.primitive, self.begin_us, now_us());
     }
 }
 
@@ -96,14 +108,21 @@ impl WorkerComm {
             counters: Mutex::default(),
             unread: Unread::default(),
             in_call: AtomicBool::new(false),
+            time: Mutex::default(),
         }
     }
 
-    /// Marks the worker as inside a comm call (waiting on its peers rather
-    /// than computing) for as long as the guard lives.
-    pub(crate) fn enter_call(&self) -> InCall<'_> {
+    /// Marks the worker as inside a call of `primitive` (or the
+    /// continuation of one: `None`), waiting on its peers rather than
+    /// computing, for as long as the guard lives.
+    pub(crate) fn enter_call(&self, primitive: Option<Primitive>) -> InCall<'_> {
         self.in_call.store(true, Ordering::Relaxed);
-        InCall(&self.in_call)
+        InCall { comm: self, primitive, begin_us: now_us() }
+    }
+
+    /// The worker's time in calls so far.
+    pub fn comm_time(&self) -> CommTime {
+        self.time.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Whether the worker is inside a comm call now.

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use burst_host::comm::{MAX_COMM_SPANS, Primitive};
 use burst_host::{Failure, FailureKind};
 use tokio::sync::Notify;
 
@@ -65,6 +66,7 @@ impl Cluster {
             if live.waiting_on.is_empty() || could_not_run {
                 self.finish(&mut state, flare_id, None);
             }
+            self.changed(flare_id);
         }
         self.pump(&mut state);
         Ok(())
@@ -106,13 +108,16 @@ impl Cluster {
             let mut state = self.lock();
             let work = take_work(&mut state, host_id)?;
             if !work.is_empty() {
+                work.assignments.iter().for_each(|a| self.changed(&a.flare_id));
                 return Ok(work);
             }
             let host = state.hosts.iter().find(|h| h.id == host_id);
             host.and_then(|h| h.remote.as_ref()).map(|r| Arc::clone(&r.wake)).ok_or(UnknownHost)?
         };
         let _ = tokio::time::timeout(wait, wake.notified()).await;
-        take_work(&mut self.lock(), host_id)
+        let work = take_work(&mut self.lock(), host_id)?;
+        work.assignments.iter().for_each(|a| self.changed(&a.flare_id));
+        Ok(work)
     }
 
     /// Marks down the remote hosts that stopped polling and fails their
@@ -186,7 +191,7 @@ fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(
     expected.sort_unstable();
     reported.sort_unstable();
     if expected == reported {
-        Ok(())
+        check_records(live, host_id, reports).map_err(ReportError::Workers)
     } else {
         Err(ReportError::Workers(format!(
             "the report holds {} workers; this host ran {} (workers {}..={})",
@@ -196,6 +201,46 @@ fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(
             expected.last().copied().unwrap_or(0)
         )))
     }
+}
+
+/// What a report records beyond its workers must fit the flare: traffic
+/// only of the host's own packs, once each, one entry per pack of the
+/// flare; spans and call counts within what a host records.
+fn check_records(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(), String> {
+    let placement = live.job.record.doc.placement.as_deref().unwrap_or_default();
+    let pack_count = placement.len();
+    let mut seen = BTreeSet::new();
+    for traffic in reports.iter().flat_map(|r| &r.traffic) {
+        let ours = placement.iter().any(|p| p.pack_id == traffic.pack_id && p.host == host_id);
+        if !ours || !seen.insert(traffic.pack_id) {
+            return Err(format!(
+                "traffic of pack {} is not this host's to report, or is reported twice",
+                traffic.pack_id
+            ));
+        }
+        if traffic.from.len() != pack_count {
+            return Err(format!(
+                "traffic of pack {} has {} entries; the flare has {pack_count} packs",
+                traffic.pack_id,
+                traffic.from.len()
+            ));
+        }
+    }
+    for worker in reports.iter().flat_map(|r| &r.workers) {
+        if worker.comm_spans.len() > MAX_COMM_SPANS {
+            return Err(format!(
+                "worker {} has {} comm spans; a host keeps at most {MAX_COMM_SPANS}",
+                worker.worker_id,
+                worker.comm_spans.len()
+            ));
+        }
+    }
+    for name in reports.iter().flat_map(|r| r.calls.keys()) {
+        if Primitive::ALL.iter().all(|p| p.name() != name) {
+            return Err(format!("calls of `{name}`, which is no primitive"));
+        }
+    }
+    Ok(())
 }
 
 /// Takes a host's pending assignments, noting it was seen.
