@@ -319,3 +319,19 @@ async fn the_page_is_served_with_a_policy_that_keeps_it_to_this_server() {
     let (status, body) = controller.api(None).get("/dashboard/secret.js").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("no_route")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_ends_when_the_controller_stops() {
+    // A stream would otherwise hold the shutdown for its whole grace period.
+    let mut controller = Controller::start(&["--slots", "1"], &[]);
+    let mut response =
+        controller.api(None).request(reqwest::Method::GET, "/v1/flares/events").send().await.expect("the stream opens");
+    assert_eq!(response.status(), 200);
+    let status = std::process::Command::new("kill").args(["-TERM", &controller.pid().to_string()]).status();
+    assert!(status.expect("kill runs").success());
+    let ended =
+        tokio::time::timeout(Duration::from_secs(3), async { while let Ok(Some(_)) = response.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the stream was still open 3 s after SIGTERM");
+    let exited = tokio::task::block_in_place(|| controller.exited_within(Duration::from_secs(3)));
+    assert!(exited, "the controller was still running 3 s after SIGTERM");
+}
