@@ -335,3 +335,36 @@ async fn an_open_event_stream_ends_when_the_controller_stops() {
     let exited = tokio::task::block_in_place(|| controller.exited_within(Duration::from_secs(3)));
     assert!(exited, "the controller was still running 3 s after SIGTERM");
 }
+
+#[tokio::test]
+async fn event_streams_are_bounded_and_a_closed_one_frees_its_place() {
+    // Each open stream holds one of the requests served at once.
+    let controller = Controller::start(&["--slots", "1"], &[]);
+    let api = controller.api(None);
+    let open = || api.request(reqwest::Method::GET, "/v1/flares/events").send();
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        let response = open().await.expect("the stream opens");
+        assert_eq!(response.status(), 200);
+        streams.push(response);
+    }
+    let refused = open().await.expect("answers");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["code"], "too_many_streams", "{body}");
+    // A closed stream ends its task at its next event or keep-alive; a
+    // flare's changes are events.
+    drop(streams.pop());
+    api.deploy_guest("hello", "hello").await;
+    api.flare_wait(json!({"definition": "hello", "burst_size": 1})).await;
+    let started = Instant::now();
+    loop {
+        let response = open().await.expect("answers");
+        if response.status() == 200 {
+            break;
+        }
+        assert!(started.elapsed() < PAGE_WAIT, "no place freed after a stream closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

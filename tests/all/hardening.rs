@@ -209,6 +209,11 @@ async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
         }
         forged
     };
+    // A report that says its packs could not run must not carry traffic either.
+    let mut could_not_run = with(serde_json::json!({"traffic": [{"pack_id": 0, "from": [1, 2]}]}));
+    could_not_run["reports"][0]["workers"] = serde_json::json!([]);
+    could_not_run["reports"][0]["failure"] =
+        serde_json::json!({"worker_id": null, "kind": "backend", "message": "no broker", "at_us": 1});
     let mut many_spans = report(every.clone());
     many_spans["reports"][0]["workers"][0]["comm_spans"] = (0..257u64).map(|i| [2 * i, 2 * i + 1]).collect();
     for (forged, what) in [
@@ -217,6 +222,7 @@ async fn host_reports_are_tied_to_the_host_that_ran_the_packs() {
         (with(serde_json::json!({"traffic": [{"pack_id": 0, "from": [1]}, {"pack_id": 0, "from": [1]}]})), "twice"),
         (with(serde_json::json!({"calls": {"fork": 1}})), "a call of no primitive"),
         (many_spans, "257 comm spans"),
+        (could_not_run, "traffic in a report of packs that could not run"),
     ] {
         let (status, body) = runner_api.post(&format!("/v1/hosts/{runner}/reports"), &forged).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_report")), "{what}: {body}");

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, sleep_until};
 
@@ -26,6 +27,10 @@ use crate::api::{ErrorBody, FlareDoc};
 
 /// Longest a stream stays open; the client then opens another.
 pub const MAX_STREAM: Duration = Duration::from_secs(300);
+
+/// Streams open at once, of all tenants: each holds one of the requests
+/// the service serves at once for as long as it stays open.
+pub const MAX_STREAMS: usize = 32;
 
 /// Most changes sent together.
 const BATCH: usize = 256;
@@ -41,6 +46,7 @@ const BATCH: usize = 256;
                         when changes were missed (reload the list). Ends after five minutes.",
          body = FlareDoc),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 503, description = "Too many streams are open (`too_many_streams`)", body = ErrorBody),
     )
 )]
 pub async fn flare_events(
@@ -48,11 +54,15 @@ pub async fn flare_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant = service.auth.tenant(&headers)?;
+    let Ok(permit) = Arc::clone(&service.streams).try_acquire_owned() else {
+        let message = format!("{MAX_STREAMS} event streams are open; try again later");
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", message));
+    };
     // Subscribed before the snapshot, so nothing falls between the two.
     let changes = service.cluster.changes();
     let pending: VecDeque<Pending> =
         service.cluster.live_flares(&tenant).into_iter().map(|doc| Pending::Flare(Box::new(doc))).collect();
-    let follow = Follow { service, tenant, changes, pending, ends: Instant::now() + MAX_STREAM };
+    let follow = Follow { service, tenant, changes, pending, ends: Instant::now() + MAX_STREAM, _permit: permit };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
         let event = follow.next().await?;
         Some((Ok(event), follow))
@@ -71,6 +81,8 @@ struct Follow {
     changes: broadcast::Receiver<Arc<str>>,
     pending: VecDeque<Pending>,
     ends: Instant,
+    /// Held for as long as the stream is open.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Follow {

@@ -145,6 +145,8 @@ pub struct Service {
     /// Cancelled when the service begins to shut down, ending what would
     /// otherwise stay open (event streams).
     stopping: CancellationToken,
+    /// Permits for open event streams.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -332,6 +334,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         dataset_grants: config.dataset_grants.clone(),
         openapi: OnceLock::new(),
         stopping: CancellationToken::new(),
+        streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
     });
     let stopping = service.stopping.clone();
     let app = router(service)?;

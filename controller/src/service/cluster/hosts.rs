@@ -182,7 +182,7 @@ fn check_workers(live: &Live, host_id: &str, reports: &[PackReport]) -> Result<(
         return Err(ReportError::Workers("a report must hold at least one pack".into()));
     }
     if reports.iter().all(|r| r.workers.is_empty() && r.failure.is_some()) {
-        return Ok(());
+        return check_records(live, host_id, reports).map_err(ReportError::Workers);
     }
     let placement = live.job.record.doc.placement.iter().flatten();
     let mut expected: Vec<u32> =
