@@ -10,9 +10,9 @@
 //! carries a [`WorkerLimiter`] that bounds its memory, tables and instances
 //! to the flare's [`Limits`].
 //!
-//! Guest compute runs at native speed (`cargo bench -p burst-controller
-//! --bench compute`: 0.93–0.98× the native time of the same code on the AMD
-//! development machine; 2.5–2.7× on an Intel Xeon one, not yet explained) with
+//! Guest compute ran at native speed on the AMD machine (`cargo bench -p burst-controller
+//! --bench compute`: 0.93–0.98× the native time of the same code;
+//! 2.5–2.7× on an Intel Xeon machine, not yet explained) with
 //! wasmtime's defaults for what decides it, which this module keeps:
 //! Cranelift with `OptLevel::Speed`, the SIMD proposal enabled, and a
 //! 4 GiB address-space reservation plus guard per linear memory
