@@ -20,15 +20,17 @@
 //! loads and stores need no explicit bounds checks. Epoch interruption adds
 //! one counter check per loop header and function entry.
 //!
-//! Two settings are about the data path. The tick is 100 µs
+//! Two settings are about the data path. The tick is 1 ms
 //! ([`DEFAULT_EPOCH_TICK`]) because a pack runs more workers than cores: a
 //! worker woken with its data has to wait its turn behind workers that
 //! compute, a tick each, before it can copy the data in, so a collective
 //! reaches the pack's last worker a tick per computing worker late (a
 //! broadcast of 8 MiB to 16 workers of a pack took 83 ms with 10 ms ticks
-//! and 20 ms with 1 ms ticks; with 100 µs ticks a broadcast of 512 KiB to
-//! 32 workers went from 10.6 to 5.5 ms and one of 8 MiB to 8 workers from
-//! 14.4 to 8.4 ms, while the compute benchmark did not move). And the
+//! and 20 ms with 1 ms ticks). A 100 µs tick (`RuntimeConfig::epoch_tick`)
+//! cut a broadcast of 512 KiB to 32 workers from 10.6 to 5.5 ms with the
+//! compute benchmark unmoved, but it is not the default yet: the ticker
+//! runs while any worker exists, also one waiting in a call, and at 100 µs
+//! it costs about a seventh of a core. And the
 //! pool of linear memories is advised onto transparent huge pages
 //! (`huge_pages`), because every byte a worker receives lands in its own
 //! memory, most of it touched for the first time.
@@ -82,7 +84,7 @@ pub struct RuntimeConfig {
 
 /// How often guests yield to the executor by default (see the module's
 /// opening comment for why it is this short).
-pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_micros(100);
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 
 impl Default for RuntimeConfig {
     fn default() -> Self {

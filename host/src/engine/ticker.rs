@@ -1,8 +1,8 @@
 //! The epoch ticker: the thread that time-slices guests.
 //!
 //! Every tick it increments the engine's epoch, which makes each running
-//! guest yield to the executor at its next check. A tick of 100 µs costs a
-//! thread about a seventh of a core in wake-ups, so the ticker only runs
+//! guest yield to the executor at its next check. Its wake-ups cost CPU
+//! (about a seventh of a core at a 100 µs tick), so the ticker only runs
 //! while some worker of this process exists: each store holds a
 //! [`Running`] guard, and with none the thread parks.
 
