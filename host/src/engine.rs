@@ -10,27 +10,33 @@
 //! carries a [`WorkerLimiter`] that bounds its memory, tables and instances
 //! to the flare's [`Limits`].
 //!
-//! Guest compute ran at native speed on the AMD machine (`cargo bench -p burst-controller
-//! --bench compute`: 0.93–0.98× the native time of the same code;
-//! 2.5–2.7× on an Intel Xeon machine, not yet explained) with
-//! wasmtime's defaults for what decides it, which this module keeps:
+//! What decides guest compute speed is kept at wasmtime's defaults:
 //! Cranelift with `OptLevel::Speed`, the SIMD proposal enabled, and a
 //! 4 GiB address-space reservation plus guard per linear memory
 //! (`memory_reservation`, honoured by the pooling allocator), so 32-bit
-//! loads and stores need no explicit bounds checks. Epoch interruption adds
-//! one counter check per loop header and function entry.
+//! loads and stores need no explicit bounds checks. Epoch interruption is
+//! what costs: it adds a counter check per loop header and function entry,
+//! and in a byte-at-a-time loop (the microbench's payload check) Cranelift
+//! keeps the counter's address and the deadline on the stack, reloading
+//! both every iteration. `cargo bench -p burst-controller --bench compute`
+//! gives 2.3–2.5× the native time of the same source with it, 1.2–1.4×
+//! with epoch interruption turned off (AMD EPYC, 2026-12-07). It stays on:
+//! without it a guest that never calls the host can neither be time-sliced
+//! nor stopped at its deadline. (The 0.93–0.98× of earlier runs compared
+//! against a native side on the system allocator, which mapped and faulted
+//! in a fresh buffer every iteration.)
 //!
-//! Two settings are about the data path. The tick is 1 ms
+//! Two settings are about the data path. The tick is 100 µs
 //! ([`DEFAULT_EPOCH_TICK`]) because a pack runs more workers than cores: a
 //! worker woken with its data has to wait its turn behind workers that
 //! compute, a tick each, before it can copy the data in, so a collective
 //! reaches the pack's last worker a tick per computing worker late (a
 //! broadcast of 8 MiB to 16 workers of a pack took 83 ms with 10 ms ticks
-//! and 20 ms with 1 ms ticks). A 100 µs tick (`RuntimeConfig::epoch_tick`)
-//! cut a broadcast of 512 KiB to 32 workers from 10.6 to 5.5 ms with the
-//! compute benchmark unmoved, but it is not the default yet: the ticker
-//! runs while any worker exists, also one waiting in a call, and at 100 µs
-//! it costs about a seventh of a core. And the
+//! and 20 ms with 1 ms ticks; 512 KiB to 32 workers 11.5 ms with 1 ms
+//! ticks and 5.3 ms with 100 µs ones). The ticker only runs while some
+//! worker is running guest code (`ticker`), so a process whose workers all
+//! wait in calls pays nothing for it; four workers computing at once spend
+//! 2–5 % more CPU than with 1 ms ticks. And the
 //! pool of linear memories is advised onto transparent huge pages
 //! (`huge_pages`), because every byte a worker receives lands in its own
 //! memory, most of it touched for the first time.
@@ -84,7 +90,7 @@ pub struct RuntimeConfig {
 
 /// How often guests yield to the executor by default (see the module's
 /// opening comment for why it is this short).
-pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_micros(100);
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -192,7 +198,7 @@ impl Runtime {
             comm,
             limiter: WorkerLimiter(*limits),
             output_quota: dirs.output.as_ref().map(|output| Arc::clone(&output.quota)),
-            _ticking: self.ticker.running(),
+            ticking: self.ticker.running(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -291,8 +297,8 @@ pub struct WorkerState {
     limiter: WorkerLimiter,
     /// What the flare may still write under [`GUEST_OUTPUT_DIR`].
     output_quota: Option<Arc<OutputQuota>>,
-    /// Keeps the epoch ticker going while this worker exists.
-    _ticking: ticker::Running,
+    /// Keeps the epoch ticker going while this worker runs guest code.
+    pub(crate) ticking: ticker::Running,
 }
 
 impl WasiView for WorkerState {

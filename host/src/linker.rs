@@ -38,7 +38,9 @@ macro_rules! link {
         let primitive = Primitive::of_function($name);
         $instance.func_wrap_async($name, move |$store: StoreContextMut<'_, WorkerState>, ($($arg,)*): $params| {
             let $comm = std::sync::Arc::clone(&$store.data().comm);
+            let waiting = $store.data().ticking.waiting();
             Box::new(async move {
+                let _waiting = waiting;
                 let _in_call = $comm.enter_call(primitive);
                 let result: CommResult<$ret> = $call.await.map_err(WitCommError::from);
                 Ok((result,))

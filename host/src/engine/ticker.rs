@@ -3,8 +3,11 @@
 //! Every tick it increments the engine's epoch, which makes each running
 //! guest yield to the executor at its next check. Its wake-ups cost CPU
 //! (about a seventh of a core at a 100 µs tick), so the ticker only runs
-//! while some worker of this process exists: each store holds a
-//! [`Running`] guard, and with none the thread parks.
+//! while some worker of this process is running guest code: each store
+//! holds a [`Running`] guard, each comm call a [`Waiting`] one that takes
+//! its worker out of the count while the call waits, and with none left
+//! the thread parks. A worker inside a call needs no tick: the host
+//! answers its call, not its code.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +22,8 @@ pub(super) struct Ticker {
 }
 
 struct Shared {
-    /// Workers alive: the ticker runs while this is above zero.
+    /// Workers alive and outside a comm call: the ticker runs while this
+    /// is above zero.
     workers: AtomicUsize,
     stopped: AtomicBool,
     thread: Thread,
@@ -29,6 +33,10 @@ struct Shared {
 
 /// Keeps the ticker running while it lives; one per worker store.
 pub(crate) struct Running(Arc<Shared>);
+
+/// Takes one worker out of the ticker's count while it lives: the worker
+/// is waiting in a comm call.
+pub(crate) struct Waiting(Arc<Shared>);
 
 impl Ticker {
     /// Starts the ticker thread of `engine`, ticking every `tick` while a
@@ -69,16 +77,37 @@ impl Ticker {
 
     /// A guard that keeps the ticker running for one worker.
     pub(super) fn running(&self) -> Running {
-        if self.shared.workers.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.shared.thread.unpark();
-        }
+        self.shared.resume();
         Running(Arc::clone(&self.shared))
+    }
+}
+
+impl Shared {
+    fn resume(&self) {
+        if self.workers.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Running {
+    /// Pauses this worker's share of the ticker until the guard drops;
+    /// taken for each comm call.
+    pub(crate) fn waiting(&self) -> Waiting {
+        self.0.workers.fetch_sub(1, Ordering::AcqRel);
+        Waiting(Arc::clone(&self.0))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.workers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 
@@ -114,10 +143,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(ticks() <= after + 1, "the ticker went on ticking with no worker");
 
-        let _again = ticker.running();
+        let again = ticker.running();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while ticks() < after + 10 {
             assert!(std::time::Instant::now() < deadline, "a parked ticker did not resume");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+
+        let waiting = again.waiting();
+        std::thread::sleep(Duration::from_millis(20));
+        let parked = ticks();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(ticks() <= parked + 1, "the ticker ticked while its only worker waited in a call");
+        drop(waiting);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ticks() < parked + 10 {
+            assert!(std::time::Instant::now() < deadline, "the ticker did not resume after a call");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
