@@ -4,8 +4,9 @@
 //! Every pack has one inbox, a Redis list named
 //! `burst:{flare_id}:inbox:{pack_id}`; a message is pushed to it as frames
 //! (see [`frame`](super::frame)), up to [`SEND_WINDOW`] frames in flight at
-//! once so that a large message streams through a bounded amount of host
-//! memory while the connection stays busy. A publish (broadcast, all-gather
+//! once, counted over every message the pack is sending, so that large
+//! messages (an all-to-all sends one to every other pack at once) stream
+//! through a bounded amount of host memory while the connection stays busy. A publish (broadcast, all-gather
 //! parts, results of a reduction) is written to Redis once: its frames are
 //! stored under `burst:{flare_id}:pub:{pack_id}:{n}:{index}` with a count of
 //! the packs still to read them, and as each batch of frames is stored,
@@ -57,9 +58,12 @@ const POLL_SECONDS: f64 = 1.0;
 /// has not yet put into their message.
 const DRAIN_BATCH: usize = 16;
 
-/// Frames of one message written concurrently: enough to keep the
-/// connection and the server busy, few enough that a send holds a bounded
-/// number of chunks in host memory whatever the message size.
+/// Frames a pack writes concurrently, over all the messages it is sending:
+/// enough to keep its one sending connection and the server busy, few
+/// enough that the host holds a bounded number of chunks whatever the
+/// message sizes and however many destinations a collective has. (A window
+/// per message let an all-to-all over 8 packs hold 56 frames, 56 MiB at the
+/// default chunk size, for no extra throughput: they share one connection.)
 const SEND_WINDOW: usize = 8;
 
 /// Pause between attempts to clean up after the broker failed.
@@ -76,6 +80,8 @@ pub struct RedisBackend {
     options: BrokerOptions,
     client: redis::Client,
     sender: MultiplexedConnection,
+    /// [`SEND_WINDOW`] permits, one per frame being written.
+    send_window: tokio::sync::Semaphore,
     receiver: tokio::sync::Mutex<Receiver>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
@@ -167,6 +173,7 @@ impl RedisBackend {
             options,
             client,
             sender,
+            send_window: tokio::sync::Semaphore::new(SEND_WINDOW),
             receiver: tokio::sync::Mutex::new(Receiver { connection: receiver, popped: VecDeque::new() }),
             reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
@@ -183,30 +190,36 @@ impl RedisBackend {
         io_error(&self.options.url)
     }
 
-    /// Runs `command(index, frame)` for every frame, [`SEND_WINDOW`] at
-    /// a time on the sending connection (which pipelines them), in order.
-    /// Each frame is copied once, into its command, only when its turn
-    /// comes.
+    /// Runs `command(index, frame)` for every frame on the sending
+    /// connection (which pipelines them), in order, each once it has one of
+    /// the pack's [`SEND_WINDOW`] permits. Each frame is copied once, into
+    /// its command, only when it has its permit.
     async fn write_frames<'s>(
         &self,
         frames: impl Iterator<Item = (usize, FrameParts<'s>)>,
         command: impl Fn(usize, FrameParts<'s>) -> redis::Pipeline,
     ) -> Result<(), BackendError> {
+        let command = &command;
         let mut in_flight = FuturesOrdered::new();
         let mut written = 0;
         for (index, frame) in frames {
             written += frame.len() as u64;
-            let pipe = command(index, frame);
             let mut connection = self.sender.clone();
-            in_flight.push_back(async move { pipe.query_async::<()>(&mut connection).await });
+            in_flight.push_back(async move {
+                // Never closed, so acquiring only waits.
+                let _permit = self.send_window.acquire().await.map_err(|e| BackendError::Io(e.to_string()))?;
+                command(index, frame).query_async::<()>(&mut connection).await.map_err(self.failed())
+            });
+            // The pack's window bounds the frames being copied and written;
+            // this bounds the frames of one message waiting for it.
             if in_flight.len() == SEND_WINDOW
                 && let Some(result) = in_flight.next().await
             {
-                result.map_err(self.failed())?;
+                result?;
             }
         }
         while let Some(result) = in_flight.next().await {
-            result.map_err(self.failed())?;
+            result?;
         }
         self.written_bytes.fetch_add(written, Ordering::Relaxed);
         Ok(())
@@ -508,3 +521,6 @@ impl redis::ToRedisArgs for FrameParts<'_> {
 }
 
 impl redis::ToSingleRedisArg for FrameParts<'_> {}
+
+#[cfg(test)]
+mod tests;
