@@ -6,7 +6,7 @@ use futures_util::future::try_join_all;
 use redis::AsyncCommands as _;
 
 use super::*;
-use crate::comm::{Backend as _, BrokerKind, Envelope, Message, Reading};
+use crate::comm::{BrokerKind, Envelope, Message, Reading};
 
 const URL: &str = "redis://127.0.0.1:6379";
 
@@ -66,9 +66,10 @@ async fn concurrent_sends_share_the_pack_send_window() {
         tokio::time::timeout(Duration::from_millis(300), &mut sends).await.is_err(),
         "the sends finished without a permit"
     );
-    let mut connection = redis::Client::open(URL).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut connection =
+        redis::Client::open(URL).expect("a redis URL").get_multiplexed_async_connection().await.expect("redis answers");
     for dest in 1..4 {
-        let frames: u64 = connection.llen(inbox_key(&flare, dest)).await.unwrap();
+        let frames: u64 = connection.llen(inbox_key(&flare, dest)).await.expect("LLEN answers");
         assert_eq!(frames, 0, "pack {dest}'s inbox got frames while the pack's window was taken");
     }
     drop(held);
@@ -89,6 +90,6 @@ async fn concurrent_sends_share_the_pack_send_window() {
             .expect("the pack closes in time")
             .expect("the pack closes");
     }
-    let left: Vec<String> = connection.keys(format!("burst:{flare}:*")).await.unwrap();
+    let left: Vec<String> = connection.keys(format!("burst:{flare}:*")).await.expect("KEYS answers");
     assert_eq!(left, Vec::<String>::new(), "keys left by flare {flare}");
 }
