@@ -6,8 +6,9 @@
 //! (see [`frame`](super::frame)), up to [`SEND_WINDOW`] frames in flight at
 //! once, counted over every message the pack is sending, so that large
 //! messages (an all-to-all sends one to every other pack at once) stream
-//! through a bounded amount of host memory while the connection stays busy. A publish (broadcast, all-gather
-//! parts, results of a reduction) is written to Redis once: its frames are
+//! through a bounded amount of host memory while the connection stays
+//! busy. A publish (broadcast, all-gather parts, results of a reduction)
+//! is written to Redis once: its frames are
 //! stored under `burst:{flare_id}:pub:{pack_id}:{n}:{index}` with a count of
 //! the packs still to read them, and as each batch of frames is stored,
 //! every other pack's inbox gets one small [`STORED`](super::frame::STORED)
@@ -206,8 +207,10 @@ impl RedisBackend {
             written += frame.len() as u64;
             let mut connection = self.sender.clone();
             in_flight.push_back(async move {
-                // Never closed, so acquiring only waits.
-                let _permit = self.send_window.acquire().await.map_err(|e| BackendError::Io(e.to_string()))?;
+                // The window is never closed: acquiring only waits for a
+                // frame in flight, which the connection's response timeout
+                // bounds.
+                let _permit = self.send_window.acquire().await.map_err(|_| BackendError::Closed)?;
                 command(index, frame).query_async::<()>(&mut connection).await.map_err(self.failed())
             });
             // The pack's window bounds the frames being copied and written;
