@@ -10,8 +10,9 @@
 //! Every pack declares every pack's queue when it connects (declaration is
 //! idempotent), so nothing is lost when a receiving process starts later,
 //! and never after: a message for a pack that closed and deleted its queue
-//! is dropped by the broker instead of recreating the queue. Publishes wait for the broker's confirms, at most
-//! [`PUBLISH_WINDOW`] frames unconfirmed at once; the pack consumes its
+//! is dropped by the broker instead of recreating the queue. Publishes wait
+//! for the broker's confirms, at most [`PUBLISH_WINDOW`] frames unconfirmed
+//! at once over every message the pack is sending; the pack consumes its
 //! queue on a channel of its own with a bounded prefetch and acks a frame
 //! only after the reassembler has stored it. Publishing and consuming use
 //! separate connections, as RabbitMQ advises: a publisher that the broker
@@ -24,13 +25,13 @@
 //! connection), so a second process claiming the same pack of the same
 //! flare is refused.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -48,8 +49,11 @@ use crate::Failure;
 /// memory a pack spends on frames it has not stored yet.
 const PREFETCH: u16 = 32;
 
-/// Frames a publisher may have sent and not yet seen confirmed: bounds the
-/// frames of one message held in host memory while the broker catches up.
+/// Frames a pack may have published and not yet seen confirmed, over all
+/// the messages it is sending: bounds the frames held in host memory while
+/// the broker catches up, however many destinations a collective has. (A
+/// window per message let an all-to-all over 8 packs hold 224 frames,
+/// 224 MiB at the default chunk size; they share one channel.)
 const PUBLISH_WINDOW: usize = 32;
 
 /// How long a flare's queue may stay unused (no consumer, no declaration)
@@ -76,6 +80,9 @@ pub struct RabbitBackend {
     /// Carries the pack's consumer only.
     consuming: Connection,
     publisher: Channel,
+    /// [`PUBLISH_WINDOW`] permits, one per frame published and not yet
+    /// confirmed.
+    publish_window: tokio::sync::Semaphore,
     consumer: tokio::sync::Mutex<Consumer>,
     reassembler: Mutex<Reassembler>,
     framing_bytes: AtomicU64,
@@ -154,6 +161,7 @@ impl RabbitBackend {
             publishing,
             consuming,
             publisher,
+            publish_window: tokio::sync::Semaphore::new(PUBLISH_WINDOW),
             consumer: tokio::sync::Mutex::new(consumer),
             reassembler: Mutex::new(Reassembler::new(max_message)),
             framing_bytes: AtomicU64::new(0),
@@ -180,30 +188,37 @@ impl RabbitBackend {
             headers.insert("BCC".into(), AMQPValue::FieldArray(FieldArray::from(bcc)));
             properties = properties.with_headers(headers);
         }
-        let mut unconfirmed = VecDeque::with_capacity(PUBLISH_WINDOW);
+        let routing_key = routing_key.as_str();
+        // Each frame's permit is given back when the broker confirms it.
+        let mut unconfirmed = FuturesOrdered::new();
         for frame in frames {
             let frame = frame.as_ref();
-            if unconfirmed.len() == PUBLISH_WINDOW
-                && let Some(confirm) = unconfirmed.pop_front()
-            {
-                self.check_confirm(confirm, &routing_key).await?;
-            }
+            // While it waits for a permit, the message settles its own
+            // confirms, so messages that each hold part of the window never
+            // wait on each other; the one acquire keeps its place in the
+            // semaphore's queue.
+            let acquire = self.publish_window.acquire();
+            tokio::pin!(acquire);
+            let permit = loop {
+                tokio::select! {
+                    permit = &mut acquire => break permit.map_err(|_| BackendError::Closed)?,
+                    Some(confirmed) = unconfirmed.next() => confirmed?,
+                }
+            };
             let confirm = self
                 .publisher
-                .basic_publish(
-                    "".into(),
-                    routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    frame,
-                    properties.clone(),
-                )
+                .basic_publish("".into(), routing_key.into(), BasicPublishOptions::default(), frame, properties.clone())
                 .await
                 .map_err(&failed)?;
             self.written_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
-            unconfirmed.push_back(confirm);
+            unconfirmed.push_back(async move {
+                let confirmed = self.check_confirm(confirm, routing_key).await;
+                drop(permit);
+                confirmed
+            });
         }
-        for confirm in unconfirmed {
-            self.check_confirm(confirm, &routing_key).await?;
+        while let Some(confirmed) = unconfirmed.next().await {
+            confirmed?;
         }
         Ok(())
     }
@@ -384,3 +399,6 @@ impl Backend for RabbitBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
