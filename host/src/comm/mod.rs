@@ -13,6 +13,8 @@
 //! plan) lives in modules that do no I/O and are unit-tested on their own.
 
 mod backend;
+#[cfg(test)]
+mod backend_tests;
 mod broker;
 mod envelope;
 mod error;

@@ -1,46 +1,18 @@
 //! The Redis backend against the real server on 127.0.0.1:6379.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use redis::AsyncCommands as _;
 
 use super::*;
-use crate::comm::{BrokerKind, Envelope, Message, Reading};
+use crate::comm::backend_tests::{self, message_bytes, payload, unique_flare};
+use crate::comm::{BrokerKind, Envelope};
 
 const URL: &str = "redis://127.0.0.1:6379";
 
 fn options() -> BrokerOptions {
-    BrokerOptions {
-        kind: BrokerKind::Redis,
-        url: URL.to_owned(),
-        chunk_bytes: 1024,
-        deadline: Duration::from_secs(30),
-        message_bytes: 1 << 20,
-    }
-}
-
-fn unique_flare(what: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("unit-{what}-{}-{nanos}", std::process::id())
-}
-
-/// A payload that differs for every destination and every byte position.
-fn payload(dest: u32, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(dest * 101) as u8).collect()
-}
-
-/// The bytes of `message`, receiving on `pack` meanwhile: the frames after
-/// a message's first reach it only through the pack's receive loop.
-async fn message_bytes(pack: &RedisBackend, message: Message) -> Vec<u8> {
-    let rest = Reading::new(message).rest();
-    let read = async {
-        tokio::select! {
-            rest = rest => rest.expect("the message arrives whole"),
-            inbound = pack.receive() => panic!("a second message: {inbound:?}"),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read).await.expect("the message is read in time").to_vec()
+    backend_tests::options(BrokerKind::Redis, URL)
 }
 
 /// Messages to several packs at once share one window: with every permit
